@@ -1,0 +1,148 @@
+/// Appends compact JSON to a byte array, keys in the order written.
+///
+/// sensgate's output has a fixed key order and every key present (`null` when absent), which `Codable`'s synthesized
+/// encoding does not give; writing bytes directly also avoids an intermediate dictionary per response.
+public struct JSONWriter: Sendable {
+    /// The JSON written so far.
+    public private(set) var bytes: [UInt8]
+    private var needsComma: [Bool] = [false]
+    private var pendingValueAfterKey = false
+
+    /// Creates an empty writer.
+    /// - Parameter capacity: Bytes to reserve up front.
+    public init(capacity: Int = 512) {
+        self.bytes = []
+        self.bytes.reserveCapacity(capacity)
+    }
+
+    /// Opens an object, as a value or after ``key(_:)``.
+    public mutating func beginObject() {
+        self.separate()
+        self.bytes.append(UInt8(ascii: "{"))
+        self.needsComma.append(false)
+    }
+
+    /// Closes the innermost object.
+    public mutating func endObject() {
+        self.needsComma.removeLast()
+        self.bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// Opens an array.
+    public mutating func beginArray() {
+        self.separate()
+        self.bytes.append(UInt8(ascii: "["))
+        self.needsComma.append(false)
+    }
+
+    /// Closes the innermost array.
+    public mutating func endArray() {
+        self.needsComma.removeLast()
+        self.bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// Writes an object key; the next call writes its value.
+    public mutating func key(_ name: String) {
+        self.separate()
+        self.appendQuoted(name)
+        self.bytes.append(UInt8(ascii: ":"))
+        // The value that follows must not write a comma of its own.
+        self.pendingValueAfterKey = true
+    }
+
+    /// Writes a string value, or `null` for `nil`.
+    public mutating func string(_ value: String?) {
+        self.separate()
+        if let value { self.appendQuoted(value) } else { self.appendLiteral("null") }
+        self.markValue()
+    }
+
+    /// Writes an integer value, or `null` for `nil`.
+    public mutating func int(_ value: Int?) {
+        self.separate()
+        if let value { self.bytes.append(contentsOf: String(value).utf8) } else { self.appendLiteral("null") }
+        self.markValue()
+    }
+
+    /// Writes a number with up to three decimals (durations in milliseconds), or `null`.
+    public mutating func number(_ value: Double?) {
+        self.separate()
+        if let value, value.isFinite {
+            let scaled = (value * 1000).rounded()
+            let whole = Int(scaled / 1000)
+            let fraction = Int(abs(scaled).truncatingRemainder(dividingBy: 1000))
+            if scaled < 0 && whole == 0 { self.bytes.append(UInt8(ascii: "-")) }
+            self.bytes.append(contentsOf: String(whole).utf8)
+            if fraction != 0 {
+                self.bytes.append(UInt8(ascii: "."))
+                var digits = String(fraction)
+                while digits.count < 3 { digits = "0" + digits }
+                while digits.hasSuffix("0") { digits.removeLast() }
+                self.bytes.append(contentsOf: digits.utf8)
+            }
+        } else {
+            self.appendLiteral("null")
+        }
+        self.markValue()
+    }
+
+    /// Writes a boolean value, or `null`.
+    public mutating func bool(_ value: Bool?) {
+        self.separate()
+        if let value { self.appendLiteral(value ? "true" : "false") } else { self.appendLiteral("null") }
+        self.markValue()
+    }
+
+    /// Writes `null`.
+    public mutating func null() {
+        self.separate()
+        self.appendLiteral("null")
+        self.markValue()
+    }
+
+    /// Writes already-serialized JSON as a value, unchanged (the caller vouches for it).
+    public mutating func raw(_ json: some Collection<UInt8>) {
+        self.separate()
+        self.bytes.append(contentsOf: json)
+        self.markValue()
+    }
+
+    // MARK: Internals
+
+    private mutating func separate() {
+        if self.pendingValueAfterKey {
+            self.pendingValueAfterKey = false
+            return
+        }
+        if self.needsComma[self.needsComma.count - 1] {
+            self.bytes.append(UInt8(ascii: ","))
+        }
+        self.needsComma[self.needsComma.count - 1] = true
+    }
+
+    private mutating func markValue() {
+        self.needsComma[self.needsComma.count - 1] = true
+    }
+
+    private mutating func appendLiteral(_ text: StaticString) {
+        text.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func appendQuoted(_ text: String) {
+        self.bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x00..<0x20, 0x7F:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: self.bytes.append(byte)
+            }
+        }
+        self.bytes.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,432 @@
+internal import CCurl
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The thread that owns the curl multi handle.
+///
+/// Invariant (hence `@unchecked Sendable`): `multi` and every easy handle are touched only on the loop thread; other
+/// threads reach the loop only through `commands` (a mutex-guarded queue) plus `curl_multi_wakeup`, the one curl
+/// call that is safe from any thread.
+final class CurlLoop: @unchecked Sendable {
+    enum Command {
+        case start(Transfer)
+        case cancel(Transfer)
+        case shutdown
+    }
+
+    private struct Shared {
+        var commands: [Command] = []
+        var accepting = true
+        var stopped = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let multi: UnsafeMutableRawPointer
+    private let shared = Mutex(Shared())
+    private let origin: Origin
+    private let configuration: UpstreamConfiguration
+    private let logger: Logger
+    private let allowedProtocols: String
+
+    // Loop-thread state.
+    private var activeCount = 0
+    private var draining = false
+    private var spareHandles: [UnsafeMutableRawPointer] = []
+
+    /// curl_global_init is not thread-safe; a static `let` runs it once, under Swift's lazy-global lock.
+    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+
+    init(origin: Origin, configuration: UpstreamConfiguration, logger: Logger) throws(UpstreamError) {
+        guard Self.globalInit == CURLE_OK, let multi = curl_multi_init() else {
+            throw UpstreamError(.invalidRequest, "libcurl failed to initialize")
+        }
+        self.multi = multi
+        self.origin = origin
+        self.configuration = configuration
+        self.logger = logger
+        self.allowedProtocols = origin.scheme
+        _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
+        _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+
+        let thread = LoopThread { [self] in self.runLoop() }
+        thread.start()
+    }
+
+    deinit {
+        curl_multi_cleanup(self.multi)
+    }
+
+    /// Hands a request to the loop and waits for its result; cancellation of the calling task cancels the transfer.
+    func execute(_ request: UpstreamRequest) async -> Result<UpstreamResponse, UpstreamError> {
+        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes)
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>) in
+                guard transfer.arm(continuation) else { return }
+                if !self.submit(.start(transfer)) {
+                    transfer.finish(.failure(UpstreamError(.shuttingDown, "the upstream client is shutting down")))
+                }
+            }
+        } onCancel: {
+            if transfer.requestCancel() {
+                _ = self.submit(.cancel(transfer))
+            }
+        }
+    }
+
+    func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let alreadyStopped = self.shared.withLock { shared -> Bool in
+                if shared.stopped { return true }
+                shared.stopWaiters.append(continuation)
+                if shared.accepting {
+                    shared.accepting = false
+                    shared.commands.append(.shutdown)
+                }
+                return false
+            }
+            if alreadyStopped {
+                continuation.resume()
+            } else {
+                curl_multi_wakeup(self.multi)
+            }
+        }
+    }
+
+    /// Queues a command; returns false when the loop no longer takes new transfers.
+    private func submit(_ command: Command) -> Bool {
+        let accepted = self.shared.withLock { shared -> Bool in
+            if case .start = command, !shared.accepting { return false }
+            if shared.stopped { return false }
+            shared.commands.append(command)
+            return true
+        }
+        if accepted { curl_multi_wakeup(self.multi) }
+        return accepted
+    }
+
+    // MARK: Loop thread
+
+    private func runLoop() {
+        var commands: [Command] = []
+        var stillRunning: Int32 = 0
+        while true {
+            self.shared.withLock { swap(&commands, &$0.commands) }
+            for command in commands { self.apply(command) }
+            commands.removeAll(keepingCapacity: true)
+
+            if self.draining && self.activeCount == 0 { break }
+
+            curl_multi_perform(self.multi, &stillRunning)
+            var remaining: Int32 = 0
+            while let message = curl_multi_info_read(self.multi, &remaining) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                self.complete(easy: easy, code: sg_msg_result(message))
+            }
+            if self.draining && self.activeCount == 0 { break }
+            // Sleeps until a socket is ready, curl's own timer fires, or another thread calls curl_multi_wakeup.
+            curl_multi_poll(self.multi, nil, 0, 1000, nil)
+        }
+        for easy in self.spareHandles { curl_easy_cleanup(easy) }
+        self.spareHandles.removeAll()
+        let waiters = self.shared.withLock { shared -> [CheckedContinuation<Void, Never>] in
+            shared.stopped = true
+            defer { shared.stopWaiters.removeAll() }
+            return shared.stopWaiters
+        }
+        self.logger.debug("upstream client stopped")
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func apply(_ command: Command) {
+        switch command {
+        case .start(let transfer):
+            if transfer.cancelRequested {
+                transfer.finish(.failure(UpstreamError(.cancelled, "cancelled before it was sent")))
+                return
+            }
+            self.start(transfer)
+        case .cancel(let transfer):
+            guard let easy = transfer.easy else {
+                // Not started yet (its start command is behind this one) or already finished: the flag covers both.
+                return
+            }
+            self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller")))
+        case .shutdown:
+            self.draining = true
+        }
+    }
+
+    private func start(_ transfer: Transfer) {
+        let easy: UnsafeMutableRawPointer
+        if let spare = self.spareHandles.popLast() {
+            easy = spare
+        } else if let fresh = curl_easy_init() {
+            easy = fresh
+        } else {
+            transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl could not allocate a handle")))
+            return
+        }
+        let request = transfer.request
+        let url = self.origin.description + request.target
+        let totalTimeout = request.timeout ?? self.configuration.requestTimeout
+        let totalMilliseconds = max(1, Self.milliseconds(totalTimeout))
+        let connectMilliseconds = max(1, min(totalMilliseconds, Self.milliseconds(self.configuration.connectTimeout)))
+
+        var ok = sg_easy_setopt_string(easy, CURLOPT_URL, url) == CURLE_OK
+        // Safety: the origin is fixed, redirects are not followed, no other protocol is allowed.
+        ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, self.allowedProtocols) == CURLE_OK
+        _ = sg_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        // The target was validated; send it exactly as signed (no dot-segment squashing).
+        _ = sg_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)
+        _ = sg_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = sg_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMilliseconds)
+        _ = sg_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds)
+        _ = sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+
+        let context = Unmanaged.passRetained(transfer).toOpaque()
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context)
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
+        _ = sg_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback)
+
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for (name, value) in request.headers {
+            list = curl_slist_append(list, "\(name): \(value)")
+        }
+        // An empty value tells curl not to add its own header: no `Expect: 100-continue` round trip and no
+        // default form content type or `Accept` that the caller did not send.
+        list = curl_slist_append(list, "Expect:")
+        if !request.headers.contains(where: { $0.0.lowercased() == "content-type" }) {
+            list = curl_slist_append(list, "Content-Type:")
+        }
+        if !request.headers.contains(where: { $0.0.lowercased() == "accept" }) {
+            list = curl_slist_append(list, "Accept:")
+        }
+        transfer.headerList = list
+        _ = sg_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
+
+        let method = request.method
+        if method == "POST" || (request.body?.readableBytes ?? 0) > 0 {
+            transfer.requestBody = request.body ?? ByteBuffer()
+            _ = sg_easy_setopt_long(easy, CURLOPT_POST, 1)
+            _ = sg_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.requestBody.readableBytes))
+            _ = sg_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
+            _ = sg_easy_setopt_callback(easy, CURLOPT_READFUNCTION, curlReadCallback)
+            if method != "POST" { ok = ok && sg_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK }
+        } else if method == "HEAD" {
+            _ = sg_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        } else {
+            _ = sg_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+            if method != "GET" { ok = ok && sg_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK }
+        }
+
+        transfer.easy = easy
+        guard ok, curl_multi_add_handle(self.multi, easy) == CURLM_OK else {
+            transfer.easy = nil
+            self.release(easy: easy, transfer: transfer, context: context, attached: false)
+            transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl refused the request options")))
+            return
+        }
+        self.activeCount += 1
+    }
+
+    private func complete(easy: UnsafeMutableRawPointer, code: CURLcode) {
+        var pointer: UnsafeMutableRawPointer? = nil
+        _ = sg_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &pointer)
+        guard let pointer else { return }
+        let transfer = Unmanaged<Transfer>.fromOpaque(pointer).takeUnretainedValue()
+        let result: Result<UpstreamResponse, UpstreamError>
+        if code == CURLE_OK {
+            var status = 0
+            _ = sg_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+            var contentType: UnsafeMutablePointer<CChar>? = nil
+            _ = sg_easy_getinfo_string(easy, CURLINFO_CONTENT_TYPE, &contentType)
+            var retryAfter: curl_off_t = 0
+            _ = sg_easy_getinfo_off(easy, CURLINFO_RETRY_AFTER, &retryAfter)
+            var version = 0
+            _ = sg_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
+            result = .success(
+                UpstreamResponse(
+                    status: status,
+                    contentType: contentType.map { String(cString: $0) },
+                    retryAfterSeconds: retryAfter > 0 ? Int(retryAfter) : nil,
+                    body: transfer.responseBody,
+                    httpVersion: version == Int(CURL_HTTP_VERSION_2_0) ? "2" : version == Int(CURL_HTTP_VERSION_1_0) ? "1.0" : "1.1"
+                )
+            )
+        } else {
+            result = .failure(Self.error(for: code, tooLarge: transfer.responseTooLarge))
+        }
+        self.finish(transfer, easy: easy, with: result)
+    }
+
+    private func finish(_ transfer: Transfer, easy: UnsafeMutableRawPointer, with result: Result<UpstreamResponse, UpstreamError>) {
+        transfer.easy = nil
+        self.release(easy: easy, transfer: transfer, context: Unmanaged.passUnretained(transfer).toOpaque(), attached: true)
+        self.activeCount -= 1
+        transfer.finish(result)
+    }
+
+    /// Detaches the easy handle, frees the header list and drops the reference curl held, exactly once per start.
+    private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool) {
+        if attached { curl_multi_remove_handle(self.multi, easy) }
+        curl_slist_free_all(transfer.headerList)
+        transfer.headerList = nil
+        Unmanaged<Transfer>.fromOpaque(context).release()
+        // Keep a few handles for the next requests: a reset handle skips an allocation but keeps nothing of the
+        // old request. Connections live in the multi handle, not here.
+        curl_easy_reset(easy)
+        if self.spareHandles.count < 64 {
+            self.spareHandles.append(easy)
+        } else {
+            curl_easy_cleanup(easy)
+        }
+    }
+
+    static func error(for code: CURLcode, tooLarge: Bool) -> UpstreamError {
+        let text = String(cString: curl_easy_strerror(code))
+        if tooLarge { return UpstreamError(.responseTooLarge, "response body over the size limit") }
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT:
+            return UpstreamError(.timeout, text)
+        case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
+            return UpstreamError(.invalidResponse, text)
+        case CURLE_ABORTED_BY_CALLBACK:
+            return UpstreamError(.cancelled, text)
+        case CURLE_URL_MALFORMAT, CURLE_BAD_FUNCTION_ARGUMENT, CURLE_OUT_OF_MEMORY:
+            return UpstreamError(.invalidRequest, text)
+        default:
+            // Refused, reset, DNS, TLS, closed mid-body (CURLE_PARTIAL_FILE), empty reply: the peer is not there.
+            return UpstreamError(.unreachable, text)
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// One request's state. Fields marked "loop thread" are only touched there; `state` is guarded by its mutex.
+final class Transfer: @unchecked Sendable {
+    enum State {
+        case idle
+        case waiting(CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>)
+        case cancelledEarly
+        case finished
+    }
+
+    let request: UpstreamRequest
+    let maxResponseBytes: Int
+    private let state = Mutex(State.idle)
+    private let cancelFlag = Atomic<Bool>(false)
+
+    // Loop thread.
+    var easy: UnsafeMutableRawPointer?
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    var requestBody = ByteBuffer()
+    var responseBody = ByteBuffer()
+    var responseTooLarge = false
+
+    init(request: UpstreamRequest, maxResponseBytes: Int) {
+        self.request = request
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    var cancelRequested: Bool { self.cancelFlag.load(ordering: .acquiring) }
+
+    /// Stores the continuation; returns false (having resumed it) when the task was cancelled first.
+    func arm(_ continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>) -> Bool {
+        let cancelledEarly = self.state.withLock { state -> Bool in
+            if case .cancelledEarly = state { return true }
+            state = .waiting(continuation)
+            return false
+        }
+        if cancelledEarly {
+            continuation.resume(returning: .failure(UpstreamError(.cancelled, "cancelled before it was sent")))
+            return false
+        }
+        return true
+    }
+
+    /// Marks the transfer cancelled; returns true when the loop must be told (the transfer was handed to it).
+    func requestCancel() -> Bool {
+        self.cancelFlag.store(true, ordering: .releasing)
+        return self.state.withLock { state -> Bool in
+            switch state {
+            case .idle:
+                state = .cancelledEarly
+                return false
+            case .waiting:
+                return true
+            case .cancelledEarly, .finished:
+                return false
+            }
+        }
+    }
+
+    /// Resumes the caller exactly once; later calls do nothing.
+    func finish(_ result: Result<UpstreamResponse, UpstreamError>) {
+        let continuation = self.state.withLock { state -> CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>? in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .finished
+            return continuation
+        }
+        continuation?.resume(returning: result)
+    }
+}
+
+/// Body bytes from curl: append to the transfer's buffer, or stop the transfer once the cap is passed.
+private let curlWriteCallback: sg_data_callback = { data, size, count, context in
+    guard let data, let context else { return 0 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let length = size * count
+    if transfer.responseBody.readableBytes + length > transfer.maxResponseBytes {
+        transfer.responseTooLarge = true
+        return 0  // anything but `length` makes curl abort with CURLE_WRITE_ERROR
+    }
+    transfer.responseBody.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+    return length
+}
+
+/// Request body bytes for curl, copied out of the transfer's buffer.
+private let curlReadCallback: sg_data_callback = { destination, size, count, context in
+    guard let destination, let context else { return 0 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let length = min(size * count, transfer.requestBody.readableBytes)
+    guard length > 0 else { return 0 }
+    transfer.requestBody.withUnsafeReadableBytes { source in
+        if let base = source.baseAddress {
+            UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: length)
+        }
+    }
+    transfer.requestBody.moveReaderIndex(forwardBy: length)
+    return length
+}
+
+/// A plain pthread, so the blocking `curl_multi_poll` never occupies a Swift concurrency thread.
+private final class LoopThread: @unchecked Sendable {
+    private let body: () -> Void
+
+    init(_ body: @escaping () -> Void) {
+        self.body = body
+    }
+
+    func start() {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<LoopThread>.fromOpaque(raw).takeRetainedValue().body()
+            return nil
+        }, box)
+        precondition(rc == 0, "could not start the upstream client thread")
+        pthread_detach(thread)
+    }
+}
