@@ -97,6 +97,8 @@ final class CurlLoop: @unchecked Sendable {
         }
     }
 
+    var isAccepting: Bool { self.shared.withLock { $0.accepting } }
+
     /// Queues a command; returns false when the loop no longer takes new transfers.
     private func submit(_ command: Command) -> Bool {
         let accepted = self.shared.withLock { shared -> Bool in

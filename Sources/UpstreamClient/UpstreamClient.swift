@@ -144,6 +144,9 @@ public final class UpstreamClient: Service, Sendable {
         return try await self.loop.execute(request).get()
     }
 
+    /// Whether the client still takes new requests (false once shutdown has begun).
+    public var isAccepting: Bool { self.loop.isAccepting }
+
     /// Runs until graceful shutdown, then lets the requests in flight finish and stops the thread.
     public func run() async throws {
         try? await gracefulShutdown()

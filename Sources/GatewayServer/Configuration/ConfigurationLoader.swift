@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import Signing
+import UpstreamClient
+import Yams
+
+/// Resolves a ``GatewayConfiguration`` from flags, environment and a YAML file, in that order of precedence.
+public enum ConfigurationLoader {
+    /// One setting: its flag/YAML name and its environment variable.
+    struct Setting {
+        let key: String
+        let environment: String?
+        let defaultValue: String?
+    }
+
+    static let settings: [Setting] = [
+        Setting(key: "listen", environment: "SENSGATE_LISTEN", defaultValue: "127.0.0.1:8080"),
+        Setting(key: "upstream", environment: "SENSGATE_UPSTREAM", defaultValue: "https://sens.apigw.ntruss.com"),
+        Setting(key: "access-key", environment: "NCP_ACCESS_KEY", defaultValue: nil),
+        Setting(key: "secret-key", environment: "NCP_SECRET_KEY", defaultValue: nil),
+        Setting(key: "secret-key-file", environment: "SENSGATE_SECRET_KEY_FILE", defaultValue: nil),
+        Setting(key: "sms-service-id", environment: "SENSGATE_SMS_SERVICE_ID", defaultValue: nil),
+        Setting(key: "brandmessage-service-id", environment: "SENSGATE_BRANDMESSAGE_SERVICE_ID", defaultValue: nil),
+        Setting(key: "alimtalk-service-id", environment: "SENSGATE_ALIMTALK_SERVICE_ID", defaultValue: nil),
+        Setting(key: "upstream-timeout", environment: "SENSGATE_UPSTREAM_TIMEOUT", defaultValue: "10"),
+        Setting(key: "upstream-connect-timeout", environment: "SENSGATE_UPSTREAM_CONNECT_TIMEOUT", defaultValue: "3"),
+        Setting(key: "max-body-bytes", environment: "SENSGATE_MAX_BODY_BYTES", defaultValue: "1048576"),
+        Setting(key: "max-response-bytes", environment: "SENSGATE_MAX_RESPONSE_BYTES", defaultValue: "4194304"),
+        Setting(key: "log-level", environment: "SENSGATE_LOG_LEVEL", defaultValue: "info"),
+    ]
+
+    /// Every key a YAML file may hold.
+    public static var keys: [String] { settings.map(\.key) }
+
+    /// Resolves the configuration.
+    /// - Parameters:
+    ///   - flags: Settings given on the command line, by key (`secret-key` is not accepted there: it would show in `ps`).
+    ///   - environment: The process environment.
+    ///   - configFile: The YAML file from `--config`; `SENSGATE_CONFIG` is used when `nil`.
+    ///   - readFile: Reads a file's text (injected for tests).
+    /// - Throws: ``ConfigurationError`` naming the first missing or bad setting.
+    public static func resolve(
+        flags: [String: String],
+        environment: [String: String],
+        configFile: String? = nil,
+        readFile: ((String) throws -> String)? = nil
+    ) throws(ConfigurationError) -> GatewayConfiguration {
+        let readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
+        if flags["secret-key"] != nil {
+            throw ConfigurationError("the secret key cannot be a flag (it would be visible in the process list): use --secret-key-file")
+        }
+        var file: [String: String] = [:]
+        if let path = configFile ?? environment["SENSGATE_CONFIG"] {
+            file = try Self.loadYAML(path: path, readFile: readFile)
+        }
+
+        // Which layer a value came from matters only for the secret: a key file in a higher layer beats a key in a lower one.
+        func lookup(_ key: String) -> (value: String, layer: Int)? {
+            guard let setting = settings.first(where: { $0.key == key }) else { return nil }
+            if let value = flags[key] { return (value, 0) }
+            if let name = setting.environment, let value = environment[name] { return (value, 1) }
+            if let value = file[key] { return (value, 2) }
+            if let value = setting.defaultValue { return (value, 3) }
+            return nil
+        }
+        func value(_ key: String) -> String? { lookup(key)?.value }
+
+        let (host, port) = try Self.parseListen(value("listen") ?? "")
+        let upstream = value("upstream") ?? ""
+        do {
+            _ = try Origin(parsing: upstream)
+        } catch {
+            throw ConfigurationError("upstream \"\(upstream)\" is not valid: \(error.detail)")
+        }
+
+        guard let accessKey = value("access-key"), !accessKey.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ConfigurationError("the NCP access key is not set: set NCP_ACCESS_KEY (or --access-key, or access-key in the config file)")
+        }
+        guard Self.isHeaderSafe(accessKey) else {
+            throw ConfigurationError("the NCP access key contains characters that cannot go in an HTTP header")
+        }
+
+        let secretKey: SecretKey
+        var secretKeyFile: String? = nil
+        let inline = lookup("secret-key")
+        let fromFile = lookup("secret-key-file")
+        if let inline, let fromFile, inline.layer == fromFile.layer {
+            throw ConfigurationError("both a secret key and a secret key file are set in the same place: keep one")
+        }
+        if let fromFile, inline.map({ fromFile.layer < $0.layer }) ?? true {
+            let text: String
+            do {
+                text = try readFile(fromFile.value)
+            } catch {
+                throw ConfigurationError("cannot read the secret key file \(fromFile.value)")
+            }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(fromFile.value) is empty") }
+            secretKey = SecretKey(trimmed)
+            secretKeyFile = fromFile.value
+        } else if let inline, !inline.value.isEmpty {
+            secretKey = SecretKey(inline.value)
+        } else {
+            throw ConfigurationError(
+                "the NCP secret key is not set: set NCP_SECRET_KEY or SENSGATE_SECRET_KEY_FILE (or --secret-key-file)")
+        }
+
+        var configuration = GatewayConfiguration(accessKey: accessKey, secretKey: secretKey, upstream: upstream, listenHost: host, listenPort: port)
+        configuration.secretKeyFile = secretKeyFile
+        configuration.smsServiceID = try Self.serviceID(value("sms-service-id"), key: "sms-service-id")
+        configuration.brandMessageServiceID = try Self.serviceID(value("brandmessage-service-id"), key: "brandmessage-service-id")
+        configuration.alimTalkServiceID = try Self.serviceID(value("alimtalk-service-id"), key: "alimtalk-service-id")
+        configuration.upstreamTimeout = try Self.seconds(value("upstream-timeout"), key: "upstream-timeout")
+        configuration.upstreamConnectTimeout = try Self.seconds(value("upstream-connect-timeout"), key: "upstream-connect-timeout")
+        configuration.maxBodyBytes = try Self.byteCount(value("max-body-bytes"), key: "max-body-bytes")
+        configuration.maxResponseBytes = try Self.byteCount(value("max-response-bytes"), key: "max-response-bytes")
+        let level = value("log-level") ?? "info"
+        guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
+            throw ConfigurationError("log-level \"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        configuration.logLevel = logLevel
+        return configuration
+    }
+
+    static func loadYAML(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> [String: String] {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw ConfigurationError("cannot read the config file \(path)")
+        }
+        let parsed: Any?
+        do {
+            parsed = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError("the config file \(path) is not valid YAML")
+        }
+        guard let parsed else { return [:] }
+        guard let mapping = parsed as? [String: Any] else {
+            throw ConfigurationError("the config file \(path) must be a YAML mapping of setting names to values")
+        }
+        var result: [String: String] = [:]
+        for (key, raw) in mapping {
+            guard Self.keys.contains(key) else {
+                throw ConfigurationError("unknown setting \"\(key)\" in \(path); known settings: \(Self.keys.joined(separator: ", "))")
+            }
+            switch raw {
+            case let text as String: result[key] = text
+            case let number as Int: result[key] = String(number)
+            case let number as Double: result[key] = String(number)
+            default: throw ConfigurationError("setting \"\(key)\" in \(path) must be a single value")
+            }
+        }
+        return result
+    }
+
+    /// Splits `host:port` (IPv6 in brackets) and checks the port.
+    public static func parseListen(_ text: String) throws(ConfigurationError) -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ConfigurationError("listen \"\(text)\" must be host:port, e.g. 127.0.0.1:8080")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigurationError("listen \"\(text)\" must be host:port with a port from 0 to 65535")
+        }
+        return (host, port)
+    }
+
+    static func seconds(_ text: String?, key: String) throws(ConfigurationError) -> Duration {
+        guard let text, let value = Double(text), value > 0, value <= 3600 else {
+            throw ConfigurationError("\(key) \"\(text ?? "")\" must be a number of seconds above 0 and at most 3600")
+        }
+        return .milliseconds(Int64((value * 1000).rounded()))
+    }
+
+    static func byteCount(_ text: String?, key: String) throws(ConfigurationError) -> Int {
+        guard let text, let value = Int(text), value > 0, value <= 1 << 30 else {
+            throw ConfigurationError("\(key) \"\(text ?? "")\" must be a whole number of bytes from 1 to 1073741824")
+        }
+        return value
+    }
+
+    static func serviceID(_ text: String?, key: String) throws(ConfigurationError) -> String? {
+        guard let text else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 200, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ":-_.".contains($0)) }) else {
+            throw ConfigurationError("\(key) \"\(text)\" is not a SENS service ID (e.g. ncp:sms:kr:123456789012:service)")
+        }
+        return text
+    }
+
+    static func isHeaderSafe(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+}

@@ -1,0 +1,59 @@
+import Hummingbird
+import Logging
+
+/// Writes one JSON access-log line per request and counts it in the metrics.
+struct AccessLogMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    let logger: Logger
+    let metrics: GatewayMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let record = context.record
+        let target = request.head.path ?? ""
+        let route = RouteLabel.of(target)
+        let resultClass = record.resultClass ?? "none"
+        self.metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, duration: elapsed)
+        if self.logger.logLevel <= .info {
+            var metadata: Logger.Metadata = [
+                "requestId": .string(record.requestID),
+                "method": .string(request.method.rawValue),
+                "route": .string(route),
+                "path": .string(PhoneMasking.mask(target)),
+                "status": .stringConvertible(response.status.code),
+                "latencyMs": .stringConvertible(Self.milliseconds(elapsed)),
+                "bytesIn": .stringConvertible(record.bytesIn),
+                "bytesOut": .stringConvertible(response.body.contentLength ?? 0),
+            ]
+            if let upstream = record.upstreamStatus { metadata["upstreamStatus"] = .stringConvertible(upstream) }
+            if let code = record.errorCode { metadata["error"] = .string(code) }
+            if let resultClass = record.resultClass { metadata["class"] = .string(resultClass) }
+            self.logger.info("request", metadata: metadata)
+        }
+        return response
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1000 + Double(attoseconds / 1_000_000_000) / 1_000_000
+    }
+}
+
+/// A bounded set of route names for logs and metric labels (never ids or phone numbers).
+enum RouteLabel {
+    static func of(_ target: String) -> String {
+        let path = target.utf8
+        if path.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
+        if path.starts(with: "/v1/results/".utf8) { return "/v1/results" }
+        for prefix in RequestTarget.passthroughPrefixes where path.starts(with: prefix.utf8) {
+            return String(prefix.dropLast())
+        }
+        switch target {
+        case "/healthz", "/readyz", "/metrics": return target
+        default: return "other"
+        }
+    }
+}

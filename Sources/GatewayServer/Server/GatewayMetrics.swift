@@ -1,0 +1,67 @@
+import Metrics
+public import Prometheus
+
+/// The gateway's Prometheus metrics, kept in a registry of its own (no global metrics bootstrap).
+///
+/// Labels are bounded: route names, methods, status codes, classes, channels, namespaces, error kinds. Never a
+/// message id, request id or phone number.
+public struct GatewayMetrics: Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    /// Creates an empty set of metrics with sensgate's latency buckets.
+    public init(version: String = sensgateVersion) {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+            .seconds(5), .seconds(10),
+        ]
+        self.registry = registry
+        self.factory = factory
+        Gauge(label: "sensgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
+    }
+
+    /// One answered request.
+    func recordRequest(route: String, method: String, status: Int, resultClass: String, duration: Duration) {
+        Counter(
+            label: "sensgate_http_requests_total",
+            dimensions: [("route", route), ("method", method), ("status", String(status)), ("class", resultClass)],
+            factory: self.factory
+        ).increment()
+        Timer(label: "sensgate_http_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
+            .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    /// One upstream call: `outcome` is the HTTP status class (`2xx`…) or the transport error kind.
+    func recordUpstream(route: String, outcome: String, duration: Duration) {
+        Timer(label: "sensgate_upstream_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
+            .recordNanoseconds(Self.nanoseconds(duration))
+        Counter(label: "sensgate_upstream_requests_total", dimensions: [("route", route), ("outcome", outcome)], factory: self.factory)
+            .increment()
+    }
+
+    /// One delivery result served, by channel, code namespace and class.
+    func recordResult(channel: String, namespace: String, resultClass: String) {
+        Counter(
+            label: "sensgate_delivery_results_total",
+            dimensions: [("channel", channel), ("namespace", namespace), ("class", resultClass)],
+            factory: self.factory
+        ).increment()
+    }
+
+    /// The Prometheus text exposition of every series.
+    public func render() -> [UInt8] {
+        self.registry.emitToBuffer()
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// sensgate's version, reported by `--version` and the `sensgate_build_info` metric.
+public let sensgateVersion = "0.1.0"

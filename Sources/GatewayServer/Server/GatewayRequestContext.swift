@@ -1,0 +1,37 @@
+public import Hummingbird
+import Logging
+import NIOCore
+
+/// What one request did, filled in by the handlers and read by the access log and metrics.
+///
+/// Invariant (hence `@unchecked Sendable`): a request's middleware and handlers run one after another in that
+/// request's task, so the record is never touched by two threads at once.
+public final class RequestRecord: @unchecked Sendable {
+    /// The caller's or a generated request id.
+    public var requestID = ""
+    /// The upstream's HTTP status, when an upstream call answered.
+    public var upstreamStatus: Int?
+    /// The contract error code, when the gateway answered with an error.
+    public var errorCode: String?
+    /// The error class, or for delivery results the result class.
+    public var resultClass: String?
+    /// Request body bytes read.
+    public var bytesIn = 0
+
+    init() {}
+}
+
+/// Hummingbird request context carrying sensgate's per-request state.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Per-request record shared by every middleware and handler of the request.
+    public let record: RequestRecord
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.record = RequestRecord()
+    }
+
+    /// The request id of this request (the caller's `X-Request-Id`, or a generated one).
+    public var requestID: String { self.record.requestID }
+}

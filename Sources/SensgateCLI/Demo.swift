@@ -1,0 +1,192 @@
+import ArgumentParser
+import Foundation
+import GatewayServer
+import Logging
+import NIOCore
+import SENSMock
+import ServiceLifecycle
+import UnixSignals
+import Signing
+import UpstreamClient
+
+/// `sensgate demo`: the local SENS-compatible upstream and the gateway on loopback, a short tour through the
+/// gateway, then serving until Ctrl-C.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a local SENS-compatible upstream and the gateway, and show what comes back.",
+        discussion: "Nothing leaves this machine: the upstream is sensgate's own mock, with a throw-away key pair."
+    )
+
+    @Option(help: "host:port for the gateway (port 0 picks a free one).")
+    var listen = "127.0.0.1:8080"
+    @Flag(help: "Exit after the tour instead of serving until Ctrl-C.")
+    var once = false
+    @Option(name: .customLong("log-level"), help: "Log level for the gateway's JSON access log (default warning, so the tour stays readable).")
+    var logLevel = "warning"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            Console.error("log-level \"\(self.logLevel)\" is not one of trace, debug, info, notice, warning, error, critical")
+            throw ExitCode(2)
+        }
+        // A fresh key pair for this run only: the demo never sees a real NCP key.
+        let accessKey = "DEMO" + Self.randomHex(8).uppercased()
+        let secretKey = SecretKey(Self.randomHex(20))
+        let mock = SENSMock(accessKey: accessKey, secretKey: secretKey)
+        let mockPort = try await mock.start()
+
+        let (host, port): (String, Int)
+        do {
+            (host, port) = try ConfigurationLoader.parseListen(self.listen)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        var configuration = GatewayConfiguration(
+            accessKey: accessKey, secretKey: secretKey, upstream: "http://127.0.0.1:\(mockPort)", listenHost: host, listenPort: port)
+        configuration.smsServiceID = Fixtures.smsServiceID
+        configuration.brandMessageServiceID = Fixtures.brandMessageServiceID
+        configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
+        configuration.logLevel = level
+
+        let logger = LogSetup.bootstrapJSON(level: level)
+        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = gateway.makeApplication { port in portContinuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let once = self.once
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { return }
+            let base = "http://127.0.0.1:\(port)"
+            Console.out("sensgate demo: SENS-compatible upstream on http://127.0.0.1:\(mockPort), gateway on \(base)\n")
+            await DemoTour(gatewayBase: base).run()
+            if once {
+                await group.triggerGracefulShutdown()
+            } else {
+                Console.out("\nServing on \(base) (upstream http://127.0.0.1:\(mockPort)). Try:")
+                Console.out("  curl -s \(base)/v1/results/brandmessage/bm-failover-delivered")
+                Console.out("  curl -s '\(base)/sms/v2/services/\(Fixtures.smsServiceID)/messages?requestId=RSMA-demo-0001'")
+                Console.out("Press Ctrl-C to stop.")
+            }
+            try await tasks.waitForAll()
+        }
+        await mock.stop()
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
+        }.joined()
+    }
+}
+
+/// The calls the demo makes through the gateway, each printed with what came back.
+struct DemoTour {
+    let gatewayBase: String
+
+    struct Call {
+        let title: String
+        let method: String
+        let target: String
+        let body: String?
+    }
+
+    var calls: [Call] {
+        let sms = Fixtures.smsServiceID
+        return [
+            Call(title: "Send an SMS through the signed passthrough", method: "POST", target: "/sms/v2/services/\(sms)/messages",
+                 body: #"{"type":"SMS","from":"0212345678","content":"Your code is 123456","messages":[{"to":"01012345678"}]}"#),
+            Call(title: "SENS's own SMS result (the seed example), passed through unchanged", method: "GET",
+                 target: "/sms/v2/services/\(sms)/messages/\(Fixtures.smsSeedMessageID)", body: nil),
+            Call(title: "Every message of one SMS request (a query string, signed as sent)", method: "GET",
+                 target: "/sms/v2/services/\(sms)/messages?requestId=RSMA-demo-0001", body: nil),
+            Call(title: "A path outside the SENS prefixes: answered by the gateway, never forwarded", method: "GET",
+                 target: "/admin/keys", body: nil),
+        ]
+    }
+
+    func run() async {
+        let client: UpstreamClient
+        do {
+            client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: self.gatewayBase))
+        } catch {
+            Console.error("cannot reach the gateway: \(error)")
+            return
+        }
+        for (number, call) in self.calls.enumerated() {
+            Console.out("── \(number + 1). \(call.title)")
+            Console.out("   \(call.method) \(call.target)")
+            var headers: [(String, String)] = []
+            var body: ByteBuffer? = nil
+            if let text = call.body {
+                headers.append(("content-type", "application/json"))
+                body = ByteBuffer(string: text)
+            }
+            do {
+                let response = try await client.execute(UpstreamRequest(method: call.method, target: call.target, headers: headers, body: body))
+                Console.out("   → HTTP \(response.status) \(response.contentType ?? "")")
+                Console.out(Self.indent(Self.pretty(response.body)))
+            } catch {
+                Console.out("   → failed: \(error)")
+            }
+            Console.out("")
+        }
+        await client.shutdown()
+    }
+
+    /// Pretty-prints JSON for people, keeping the key order it came in; anything else is shown as it came.
+    static func pretty(_ body: ByteBuffer) -> String {
+        let bytes = Array(body.readableBytesView)
+        guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        var out: [UInt8] = []
+        var depth = 0
+        var inString = false
+        var escaped = false
+        func newline() {
+            out.append(UInt8(ascii: "\n"))
+            out += Array(repeating: UInt8(ascii: " "), count: depth * 2)
+        }
+        for (index, byte) in bytes.enumerated() {
+            if inString {
+                out.append(byte)
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+                out.append(byte)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                out.append(byte)
+                depth += 1
+                // Keep empty containers on one line.
+                let next = bytes[(index + 1)...].first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
+                if next != UInt8(ascii: "}") && next != UInt8(ascii: "]") { newline() }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if let last = out.last, last != UInt8(ascii: "{") && last != UInt8(ascii: "[") { newline() }
+                out.append(byte)
+            case UInt8(ascii: ","):
+                out.append(byte)
+                newline()
+            case UInt8(ascii: ":"):
+                out += [UInt8(ascii: ":"), UInt8(ascii: " ")]
+            case 0x20, 0x0A, 0x0D, 0x09:
+                continue
+            default:
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func indent(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { "     " + $0 }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import GatewayServer
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `sensgate serve`: runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and exits 0.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: """
+            Settings come from flags, then environment variables, then the YAML file given by --config \
+            (or SENSGATE_CONFIG). A missing or bad setting prints one line on stderr and exits with 2. \
+            The secret key is never a flag: use NCP_SECRET_KEY or --secret-key-file.
+            """
+    )
+
+    @Option(help: "host:port to listen on (SENSGATE_LISTEN; default 127.0.0.1:8080).")
+    var listen: String?
+    @Option(help: "SENS base URL (SENSGATE_UPSTREAM; default https://sens.apigw.ntruss.com).")
+    var upstream: String?
+    @Option(help: "YAML file with any of the settings (SENSGATE_CONFIG).")
+    var config: String?
+    @Option(name: .customLong("access-key"), help: "NCP access key ID (NCP_ACCESS_KEY).")
+    var accessKey: String?
+    @Option(name: .customLong("secret-key-file"), help: "File holding the NCP secret key (SENSGATE_SECRET_KEY_FILE).")
+    var secretKeyFile: String?
+    @Option(name: .customLong("sms-service-id"), help: "Default SMS service ID for /v1 lookups (SENSGATE_SMS_SERVICE_ID).")
+    var smsServiceID: String?
+    @Option(name: .customLong("brandmessage-service-id"), help: "Default Brand Message service ID (SENSGATE_BRANDMESSAGE_SERVICE_ID).")
+    var brandMessageServiceID: String?
+    @Option(name: .customLong("alimtalk-service-id"), help: "Default AlimTalk service ID (SENSGATE_ALIMTALK_SERVICE_ID).")
+    var alimTalkServiceID: String?
+    @Option(name: .customLong("upstream-timeout"), help: "Seconds for a whole upstream call (SENSGATE_UPSTREAM_TIMEOUT; default 10).")
+    var upstreamTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (SENSGATE_LOG_LEVEL).")
+    var logLevel: String?
+
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["listen"] = self.listen
+        flags["upstream"] = self.upstream
+        flags["access-key"] = self.accessKey
+        flags["secret-key-file"] = self.secretKeyFile
+        flags["sms-service-id"] = self.smsServiceID
+        flags["brandmessage-service-id"] = self.brandMessageServiceID
+        flags["alimtalk-service-id"] = self.alimTalkServiceID
+        flags["upstream-timeout"] = self.upstreamTimeout
+        flags["log-level"] = self.logLevel
+        return flags
+    }
+
+    func run() async throws {
+        let configuration: GatewayConfiguration
+        do {
+            configuration = try ConfigurationLoader.resolve(
+                flags: self.flags, environment: ProcessInfo.processInfo.environment, configFile: self.config)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        let logger = LogSetup.bootstrapJSON(level: configuration.logLevel)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, logger: logger)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        let app = gateway.makeApplication { port in
+            logger.notice("listening", metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstream)"])
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            Console.error("stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum LogSetup {
+    /// Installs the JSON line handler for the whole process and returns the gateway's logger.
+    static func bootstrapJSON(level: Logger.Level) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "sensgate")
+        logger.logLevel = level
+        return logger
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import SENSMock
+import Signing
+import Testing
+
+/// The `sensgate` executable itself, run as a child process.
+@Suite("Command line")
+struct CommandLineTests {
+    struct Run: Sendable {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `sensgate` with exactly `environment` (nothing inherited) and waits for it, at most `timeout`.
+    static func sensgate(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)) async throws -> Run {
+        let process = Process()
+        process.executableURL = try sensgateExecutable()
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("sensgate \(arguments) did not finish within \(timeout)")
+        }
+        process.waitUntilExit()
+        return Run(
+            status: process.terminationStatus,
+            stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    static let startupErrors: [(String, [String], [String: String], String)] = [
+        ("no access key", ["serve"], ["NCP_SECRET_KEY": "s"], "access key"),
+        ("no secret key", ["serve"], ["NCP_ACCESS_KEY": "AK"], "secret key"),
+        ("bad listen", ["serve", "--listen", "localhost"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "listen"),
+        ("bad port", ["serve"], ["SENSGATE_LISTEN": "127.0.0.1:99999", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "listen"),
+        ("bad upstream", ["serve", "--upstream", "ftp://x"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream"),
+        ("upstream with a path", ["serve"], ["SENSGATE_UPSTREAM": "https://x/y", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream"),
+        ("bad timeout", ["serve"], ["SENSGATE_UPSTREAM_TIMEOUT": "soon", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream-timeout"),
+        ("missing key file", ["serve", "--secret-key-file", "/nonexistent/key"], ["NCP_ACCESS_KEY": "AK"], "secret key file"),
+        ("missing config", ["serve", "--config", "/nonexistent.yaml"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "config file"),
+        ("unknown flag", ["serve", "--colour", "blue"], [:], "colour"),
+    ]
+
+    @Test("a missing or bad setting prints one line on stderr and exits with 2", arguments: startupErrors)
+    func startupError(_ name: String, _ arguments: [String], _ environment: [String: String], _ mention: String) async throws {
+        let run = try await Self.sensgate(arguments, environment: environment)
+        #expect(run.status == 2, "\(name): \(run.stderr)")
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(name): \(run.stderr)")
+        #expect(run.stderr.contains(mention), "\(name): \(run.stderr)")
+        #expect(!run.stderr.contains("NCP_SECRET_KEY=s"))
+    }
+
+    @Test("SIGTERM lets the request in flight finish, then exits 0")
+    func gracefulDrain() async throws {
+        let secret = "drain-secret"
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
+        let mockPort = try await mock.start()
+        defer { Task { await mock.stop() } }
+        let port = try await closedPort()
+        let process = Process()
+        process.executableURL = try sensgateExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
+        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // Wait until it answers.
+        var up = false
+        for _ in 0..<200 where !up {
+            up = (try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.status == 200
+            if !up { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        try #require(up, "sensgate serve did not start")
+
+        async let slow = RawHTTP.exchange(
+            port: port, "GET /sms/v2/services/s/messages/fault-delay-1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(300))
+        kill(process.processIdentifier, SIGTERM)
+        let response = try await slow
+        #expect(response.status == 404)  // the mock's answer for an unknown id, after the delay: it was not cut off
+        #expect(response.text.contains("Not Found"))
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 0)
+        let logs = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(logs.contains(#""msg":"request""#))
+        #expect(!logs.contains(secret))
+    }
+
+    @Test("sensgate demo runs the tour through the gateway and exits with --once")
+    func demo() async throws {
+        let run = try await Self.sensgate(["demo", "--listen", "127.0.0.1:0", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("HTTP 202"))
+        #expect(run.stdout.contains("3018"))
+        #expect(run.stdout.contains("RSMA-demo-0001"))
+        #expect(run.stdout.contains("not_found"))
+    }
+
+    @Test("--help and --version")
+    func help() async throws {
+        let help = try await Self.sensgate(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("serve"))
+        #expect(help.stdout.contains("demo"))
+        let version = try await Self.sensgate(["--version"])
+        #expect(version.status == 0)
+        #expect(!version.stdout.isEmpty)
+    }
+}

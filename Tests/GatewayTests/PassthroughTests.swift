@@ -1,0 +1,231 @@
+import Foundation
+import GatewayServer
+import SENSMock
+import Testing
+
+/// Client → sensgate → the project's signature-verifying SENS mock, over real sockets and real libcurl.
+@Suite("Signed passthrough")
+struct PassthroughTests {
+    static let sms = Fixtures.smsServiceID
+
+    @Test("a POST is signed and forwarded byte for byte; status, body and content type come back unchanged")
+    func postPassthrough() async throws {
+        try await TestGateway.run { gw in
+            let body = #"{"type":"SMS","from":"0212345678","content":"héllo \"quoted\"","messages":[{"to":"01012345678"}]}"#
+            let response = try await gw.send("POST", "/sms/v2/services/\(Self.sms)/messages",
+                                             headers: [("Content-Type", "application/json; charset=utf-8")], body: body)
+            #expect(response.status == 202)
+            #expect(response.contentType == "application/json; charset=utf-8")
+            let json = try response.json()
+            #expect(json["statusCode"] as? String == "202")
+            #expect((json["requestId"] as? String)?.hasPrefix("RMOCK-sms-") == true)
+
+            let received = try #require(gw.mock.receivedRequests.last)
+            #expect(received.signatureValid)
+            #expect(received.method == "POST")
+            #expect(received.target == "/sms/v2/services/\(Self.sms)/messages")
+            #expect(received.body == Array(body.utf8))
+            #expect(received.header("content-type") == "application/json; charset=utf-8")
+            #expect(received.header("x-ncp-iam-access-key") == TestGateway.accessKey)
+        }
+    }
+
+    @Test("a GET with a query string is signed over the exact request-target")
+    func getWithQuery() async throws {
+        try await TestGateway.run { gw in
+            let target = "/sms/v2/services/\(Self.sms)/messages?requestId=RSMA-demo-0001&pageSize=10"
+            let response = try await gw.send("GET", target)
+            #expect(response.status == 200)
+            let messages = try #require(try response.json()["messages"] as? [[String: Any]])
+            #expect(messages.count == 3)
+            let received = try #require(gw.mock.receivedRequests.last)
+            #expect(received.target == target)
+            #expect(received.signatureValid)
+        }
+    }
+
+    @Test("upstream error statuses pass through unchanged")
+    func upstreamStatusPassesThrough() async throws {
+        try await TestGateway.run { gw in
+            let missing = try await gw.send("GET", "/brandmessage/v2/services/\(Fixtures.brandMessageServiceID)/messages/no-such-id")
+            #expect(missing.status == 404)
+            #expect(try missing.json()["error"] != nil)
+            let throttled = try await gw.send("GET", "/alimtalk/v2/services/x/messages/fault-status-429-7")
+            #expect(throttled.status == 429)
+        }
+    }
+
+    @Test("a wrong secret is rejected by the upstream's signature check, and the 401 comes back as SENS sent it")
+    func wrongSecret() async throws {
+        try await TestGateway.run(mockSecret: "another-secret") { gw in
+            let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/\(Fixtures.smsSeedMessageID)")
+            #expect(response.status == 401)
+            #expect(gw.mock.receivedRequests.last?.signatureValid == false)
+        }
+    }
+
+    @Test("caller credentials, cookies and hop-by-hop headers never reach the upstream; other headers do")
+    func headerStripping() async throws {
+        try await TestGateway.run { gw in
+            let response = try await gw.send(
+                "GET", "/sms/v2/services/\(Self.sms)/messages/\(Fixtures.smsSeedMessageID)",
+                headers: [
+                    ("x-ncp-apigw-signature-v2", "forged"), ("x-ncp-iam-access-key", "EVILKEY"), ("x-ncp-apigw-timestamp", "1"),
+                    ("x-ncp-lang", "ko-KR"), ("Authorization", "Bearer caller-token"), ("Cookie", "session=1"),
+                    ("Proxy-Authorization", "Basic eA=="), ("Connection", "x-hop"), ("x-hop", "1"), ("TE", "trailers"),
+                    ("x-trace", "keep-me"), ("Accept", "application/json"),
+                ])
+            #expect(response.status == 200)
+            let received = try #require(gw.mock.receivedRequests.last)
+            #expect(received.signatureValid)
+            let names = Set(received.headers.map(\.0))
+            for dropped in ["authorization", "cookie", "proxy-authorization", "x-hop", "te", "x-ncp-lang"] {
+                #expect(!names.contains(dropped), "\(dropped) was forwarded")
+            }
+            #expect(received.headers.filter { $0.0 == "x-ncp-iam-access-key" }.map(\.1) == [TestGateway.accessKey])
+            #expect(received.headers.filter { $0.0 == "x-ncp-apigw-signature-v2" }.count == 1)
+            #expect(received.header("x-ncp-apigw-signature-v2") != "forged")
+            #expect(received.header("x-trace") == "keep-me")
+            #expect(received.header("accept") == "application/json")
+        }
+    }
+
+    static let refusedTargets: [(String, Int)] = [
+        ("/admin/keys", 404),
+        ("/sms/v3/services/x/messages", 404),
+        ("/smsx/v2/services/x", 404),
+        ("/sms/v2/../../admin", 400),
+        ("/sms/v2/services/%2e%2e/%2E%2E/admin", 400),
+        ("/sms/v2/services/x%2fmessages", 400),
+        ("/sms/v2/services/x%5cmessages", 400),
+        ("/sms/v2//services/x", 400),
+        ("/sms/v2/services/x%00", 400),
+        ("http://evil.example/sms/v2/services/x/messages", 400),
+        ("/sms/v2/services/" + String(repeating: "a", count: 5000), 400),
+    ]
+
+    @Test("paths outside the prefixes, dot segments, encoded slashes and absolute-form never reach the upstream",
+          arguments: refusedTargets)
+    func refusedTarget(_ target: String, _ status: Int) async throws {
+        try await TestGateway.run { gw in
+            let response = try await RawHTTP.exchange(
+                port: gw.port, "GET \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(response.status == status, "\(target)")
+            #expect(gw.mock.receivedRequests.isEmpty, "\(target) reached the upstream")
+            if response.status != 431 && response.status != 414 {
+                let error = try response.error()
+                #expect(error.code == (status == 404 ? "not_found" : "invalid_request"))
+                #expect(error.errorClass == "permanent")
+            }
+        }
+    }
+
+    @Test("a slow upstream ends in 504 upstream_timeout within the configured time")
+    func timeout() async throws {
+        try await TestGateway.run(configure: { $0.upstreamTimeout = .milliseconds(500) }) { gw in
+            let start = ContinuousClock.now
+            let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/fault-delay-3000")
+            let elapsed = ContinuousClock.now - start
+            #expect(response.status == 504)
+            let error = try response.error()
+            #expect(error.code == "upstream_timeout")
+            #expect(error.errorClass == "transient")
+            #expect(error.retryable)
+            #expect(elapsed < .milliseconds(2500))
+            // Still serving afterwards.
+            #expect(try await gw.send("GET", "/healthz").status == 200)
+        }
+    }
+
+    @Test("a closed upstream port ends in 502 upstream_unreachable")
+    func unreachable() async throws {
+        let port = try await closedPort()
+        try await TestGateway.run(upstream: "http://127.0.0.1:\(port)") { gw in
+            let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/x")
+            #expect(response.status == 502)
+            let error = try response.error()
+            #expect(error.code == "upstream_unreachable")
+            #expect(error.retryable)
+        }
+    }
+
+    @Test("a reset or a truncated response is a classified 502, and the gateway keeps serving")
+    func resetAndTruncate() async throws {
+        try await TestGateway.run { gw in
+            for fault in ["fault-reset", "fault-truncate", "fault-nothttp"] {
+                let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/\(fault)")
+                #expect(response.status == 502, "\(fault)")
+                let code = try response.error().code
+                #expect(code == "upstream_unreachable" || code == "upstream_malformed", "\(fault): \(code)")
+            }
+            #expect(try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/sms-delivered-0001").status == 200)
+        }
+    }
+
+    @Test("a body over the response cap is refused as upstream_malformed")
+    func responseTooLarge() async throws {
+        try await TestGateway.run(configure: { $0.maxResponseBytes = 64 * 1024 }) { gw in
+            let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/fault-huge-200000")
+            #expect(response.status == 502)
+            #expect(try response.error().code == "upstream_malformed")
+        }
+    }
+
+    @Test("a request body over the limit is 413 and never forwarded")
+    func requestBodyTooLarge() async throws {
+        try await TestGateway.run(configure: { $0.maxBodyBytes = 1024 }) { gw in
+            let response = try await gw.send("POST", "/sms/v2/services/\(Self.sms)/messages",
+                                             headers: [("content-type", "application/json")], body: String(repeating: "x", count: 4096))
+            #expect(response.status == 413)
+            #expect(try response.error().code == "payload_too_large")
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("X-Request-Id is propagated upstream and returned; one is generated when absent")
+    func requestIDs() async throws {
+        try await TestGateway.run { gw in
+            let given = try await RawHTTP.exchange(
+                port: gw.port,
+                "GET /sms/v2/services/\(Self.sms)/messages/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nX-Request-Id: caller-id-42\r\nConnection: close\r\n\r\n")
+            #expect(given.status == 200)
+            #expect(given.header("x-request-id") == "caller-id-42")
+            #expect(gw.mock.receivedRequests.last?.header("x-request-id") == "caller-id-42")
+
+            let generated = try await RawHTTP.exchange(port: gw.port, "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let id = try #require(generated.header("x-request-id"))
+            #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
+            #expect(try generated.error().requestId == id)
+        }
+    }
+
+    @Test("health and readiness")
+    func health() async throws {
+        try await TestGateway.run { gw in
+            let health = try await gw.send("GET", "/healthz")
+            let ready = try await gw.send("GET", "/readyz")
+            #expect(health.status == 200)
+            #expect(ready.status == 200)
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("one JSON access-log line per request, phone numbers masked, no secret")
+    func accessLog() async throws {
+        try await TestGateway.run { gw in
+            _ = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages?requestId=RSMA-demo-0001&to=01012345678")
+            let lines = gw.logs.all.filter { $0.contains(#""msg":"request""#) }
+            #expect(lines.count == 1)
+            let line = try #require(lines.first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(json["status"] as? Int == 200)
+            #expect(json["upstreamStatus"] as? Int == 200)
+            #expect(json["route"] as? String == "/sms/v2")
+            #expect((json["path"] as? String)?.contains("010********") == true)
+            for text in gw.logs.all {
+                #expect(!text.contains("01012345678"))
+                #expect(!text.contains(TestGateway.secret))
+            }
+        }
+    }
+}

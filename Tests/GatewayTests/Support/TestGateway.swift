@@ -1,0 +1,214 @@
+import Foundation
+import GatewayServer
+import Logging
+import NIOCore
+import NIOPosix
+import SENSMock
+import ServiceLifecycle
+import Signing
+import Synchronization
+import Testing
+import UpstreamClient
+
+/// Log lines captured from a gateway under test (a sink of its own: no global logging bootstrap in tests).
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ bytes: [UInt8]) {
+        let line = String(decoding: bytes, as: UTF8.self)
+        self.lines.withLock { $0.append(line) }
+    }
+
+    var all: [String] { self.lines.withLock { $0 } }
+
+    func logger(level: Logger.Level = .info) -> Logger {
+        var logger = Logger(label: "sensgate") { label in JSONLogHandler(label: label, sink: { self.append($0) }) }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// A running mock upstream and gateway on ephemeral loopback ports, and a curl client pointed at the gateway.
+struct TestGateway: Sendable {
+    static let accessKey = "TESTACCESSKEY0001"
+    static let secret = "test-secret-do-not-leak-8c1f2e"
+
+    let mock: SENSMock
+    let port: Int
+    let client: UpstreamClient
+    let logs: LogCapture
+    let gateway: Gateway
+
+    /// Runs `body` against a fresh mock and gateway, and stops both afterwards.
+    /// - Parameters:
+    ///   - mockSecret: The secret the mock verifies with (a different one makes every signature wrong).
+    ///   - upstream: Overrides the upstream URL (e.g. a closed port); the mock still runs.
+    ///   - configure: Adjusts the gateway's configuration.
+    static func run(
+        mockSecret: String = secret,
+        upstream: String? = nil,
+        configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestGateway) async throws -> Void
+    ) async throws {
+        let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(mockSecret))
+        let mockPort = try await mock.start()
+        var configuration = GatewayConfiguration(
+            accessKey: accessKey, secretKey: SecretKey(secret), upstream: upstream ?? "http://127.0.0.1:\(mockPort)",
+            listenHost: "127.0.0.1", listenPort: 0)
+        configuration.smsServiceID = Fixtures.smsServiceID
+        configuration.brandMessageServiceID = Fixtures.brandMessageServiceID
+        configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
+        configure(&configuration)
+        let logs = LogCapture()
+        let logger = logs.logger()
+        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = gateway.makeApplication { port in portContinuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: "http://127.0.0.1:\(port)", requestTimeout: .seconds(20)))
+            let running = TestGateway(mock: mock, port: port, client: client, logs: logs, gateway: gateway)
+            do {
+                try await body(running)
+            } catch {
+                await client.shutdown()
+                await group.triggerGracefulShutdown()
+                await mock.stop()
+                throw error
+            }
+            await client.shutdown()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        await mock.stop()
+    }
+
+    /// Sends one request to the gateway through libcurl.
+    func send(_ method: String = "GET", _ target: String, headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
+        let response = try await self.client.execute(
+            UpstreamRequest(method: method, target: target, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+        return TestResponse(status: response.status, contentType: response.contentType, body: Array(response.body.readableBytesView))
+    }
+}
+
+/// What the gateway answered.
+struct TestResponse: Sendable {
+    var status: Int
+    var contentType: String?
+    var body: [UInt8]
+    var headers: [(String, String)] = []
+
+    var text: String { String(decoding: self.body, as: UTF8.self) }
+
+    /// The body parsed as a JSON object (Foundation, independent of the gateway's own JSON code).
+    func json() throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(self.body), options: [.fragmentsAllowed])
+        return try #require(object as? [String: Any], "not a JSON object: \(self.text)")
+    }
+
+    /// The contract's error envelope, as (code, class, retryable, upstreamStatus).
+    func error() throws -> (code: String, errorClass: String, retryable: Bool, upstreamStatus: Int?, requestId: String?) {
+        let envelope = try #require(try self.json()["error"] as? [String: Any], "no error envelope: \(self.text)")
+        return (
+            try #require(envelope["code"] as? String), try #require(envelope["class"] as? String),
+            try #require(envelope["retryable"] as? Bool), envelope["upstreamStatus"] as? Int, envelope["requestId"] as? String
+        )
+    }
+
+    func header(_ name: String) -> String? {
+        self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// Sends exact bytes over a fresh TCP connection and reads until the server closes it: for request-targets and
+/// headers that no well-behaved client library would send.
+enum RawHTTP {
+    static func exchange(port: Int, _ request: String, timeout: Duration = .seconds(10)) async throws -> TestResponse {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let received = try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                try await channel.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(string: request))
+                    var bytes: [UInt8] = []
+                    for try await chunk in inbound {
+                        bytes += chunk.readableBytesView
+                        if Self.isComplete(bytes) { break }
+                    }
+                    return bytes
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let received else { throw RawHTTPError.timedOut }
+        return try Self.parse(received)
+    }
+
+    enum RawHTTPError: Error { case timedOut, malformed(String) }
+
+    /// A response is complete once its headers and `Content-Length` bytes of body have arrived.
+    static func isComplete(_ bytes: [UInt8]) -> Bool {
+        guard let split = Self.headerEnd(bytes) else { return false }
+        let head = String(decoding: bytes[..<split], as: UTF8.self).lowercased()
+        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return false }
+        return bytes.count - (split + 4) >= length
+    }
+
+    static func headerEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+            return index
+        }
+        return nil
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> TestResponse {
+        guard let split = Self.headerEnd(bytes) else { throw RawHTTPError.malformed(String(decoding: bytes, as: UTF8.self)) }
+        let lines = String(decoding: bytes[..<split], as: UTF8.self).split(separator: "\r\n")
+        let statusParts = lines.first?.split(separator: " ") ?? []
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw RawHTTPError.malformed(String(lines.first ?? "")) }
+        var headers: [(String, String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        let contentType = headers.first { $0.0.lowercased() == "content-type" }?.1
+        return TestResponse(status: status, contentType: contentType, body: Array(bytes[(split + 4)...]), headers: headers)
+    }
+}
+
+/// A port nothing listens on: bound once, then closed.
+func closedPort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress?.port ?? 1
+    try await channel.close()
+    return port
+}
+
+/// The `sensgate` executable built next to the test bundle.
+func sensgateExecutable() throws -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("sensgate")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    let fallback = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/sensgate")
+    guard FileManager.default.isExecutableFile(atPath: fallback.path) else {
+        throw RawHTTP.RawHTTPError.malformed("sensgate executable not found near \(CommandLine.arguments[0])")
+    }
+    return fallback
+}

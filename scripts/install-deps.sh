@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the C libraries sensgate links (libcurl with OpenSSL, libcrypto) and pkg-config, if they are missing.
+set -euo pipefail
+packages=(libcurl4-openssl-dev libssl-dev pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}"
+fi
