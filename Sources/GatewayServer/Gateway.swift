@@ -1,6 +1,7 @@
 // GatewayServer: sensgate's HTTP server — signed passthrough, unified delivery results, health and metrics.
 
 public import Hummingbird
+import DeliveryResults
 import HummingbirdCore
 public import Logging
 import NIOCore
@@ -52,7 +53,8 @@ public struct Gateway: Sendable {
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RequestTargetMiddleware())
 
-        let passthrough = Passthrough(upstream: self.upstream, credentials: self.credentials, maxBodyBytes: self.configuration.maxBodyBytes, metrics: self.metrics)
+        let signed = SignedUpstream(client: self.upstream, credentials: self.credentials, metrics: self.metrics)
+        let passthrough = Passthrough(upstream: signed, maxBodyBytes: self.configuration.maxBodyBytes)
         let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
         for prefix in RequestTarget.passthroughPrefixes {
             for method in methods {
@@ -61,6 +63,11 @@ public struct Gateway: Sendable {
                 }
             }
         }
+
+        let lookup = DeliveryLookup(upstream: signed, configuration: self.configuration, normalizer: Normalizer(), metrics: self.metrics)
+        router.get("/v1/results/{channel}/{messageId}") { request, context in try await lookup.one(request, context: context) }
+        router.get("/v1/results/{channel}") { request, context in try await lookup.list(request, context: context) }
+        router.post("/v1/results:batch") { request, context in try await lookup.batch(request, context: context) }
 
         let metrics = self.metrics
         let upstream = self.upstream

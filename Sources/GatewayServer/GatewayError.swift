@@ -83,6 +83,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     /// Maps an upstream HTTP status that is not a success, per the contract's table.
     public static func upstreamStatus(_ status: Int, retryAfterSeconds: Int? = nil) -> GatewayError {
         switch status {
+        case 400: GatewayError(.invalidRequest, "SENS refused the request as invalid", upstreamStatus: status)
         case 404: GatewayError(.notFound, "SENS has no such resource", upstreamStatus: status)
         case 401, 403: GatewayError(.upstreamAuthFailed, "SENS rejected the gateway's credentials", upstreamStatus: status)
         case 429: GatewayError(.upstreamThrottled, "SENS is throttling requests", upstreamStatus: status, retryAfterSeconds: retryAfterSeconds)

@@ -1,0 +1,254 @@
+import DeliveryResults
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import UpstreamClient
+
+/// The unified delivery-result routes of PRODUCT.md §4.2: look results up in SENS, normalize, classify.
+struct DeliveryLookup: Sendable {
+    /// Most lookups one batch may hold.
+    static let maxBatch = 100
+
+    let upstream: SignedUpstream
+    let configuration: GatewayConfiguration
+    let normalizer: Normalizer
+    let metrics: GatewayMetrics
+
+    /// What to look up: one message, or every message of one request.
+    struct Lookup: Sendable {
+        enum Key: Sendable {
+            case message(String)
+            case request(String)
+        }
+
+        var channel: DeliveryChannel
+        var key: Key
+        var serviceId: String
+
+        /// The SENS request-target (every part was validated to characters that need no escaping).
+        var target: String {
+            switch self.key {
+            case .message(let id): "\(self.channel.apiPrefix)/services/\(self.serviceId)/messages/\(id)"
+            case .request(let id): "\(self.channel.apiPrefix)/services/\(self.serviceId)/messages?requestId=\(id)"
+            }
+        }
+    }
+
+    // MARK: Routes
+
+    /// `GET /v1/results/{channel}/{messageId}[?serviceId=…][&include=raw]`
+    func one(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let channel = try Self.channel(context.parameters.get("channel"))
+        let messageId = try Self.identifier(context.parameters.get("messageId"), name: "messageId")
+        let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
+        let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
+        guard let result = results.first else {
+            throw GatewayError(.notFound, "SENS returned no message \(messageId)", upstreamStatus: context.record.upstreamStatus)
+        }
+        self.count(result, record: context.record)
+        var json = JSONWriter(capacity: 1024 + (raw?.count ?? 0))
+        result.write(into: &json, raw: Self.includeRaw(request) ? raw : nil)
+        return Self.response(json)
+    }
+
+    /// `GET /v1/results/{channel}?requestId=…[&serviceId=…][&include=raw]`
+    func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let channel = try Self.channel(context.parameters.get("channel"))
+        guard let requestId = request.uri.queryParameters.get("requestId") else {
+            throw GatewayError(.invalidRequest, "requestId is required: GET /v1/results/{channel}/{messageId} or ?requestId=…")
+        }
+        let lookup = Lookup(
+            channel: channel, key: .request(try Self.identifier(requestId, name: "requestId")),
+            serviceId: try self.serviceId(request, channel: channel))
+        let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
+        var json = JSONWriter(capacity: 1024 * max(1, results.count) + (raw?.count ?? 0))
+        json.beginObject()
+        json.key("results")
+        json.beginArray()
+        var best: CodeClass? = nil
+        for result in results {
+            self.count(result, record: nil)
+            best = max(best ?? result.resultClass, result.resultClass)
+            result.write(into: &json)
+        }
+        json.endArray()
+        if Self.includeRaw(request), let raw {
+            json.key("raw")
+            json.raw(raw)
+        }
+        json.endObject()
+        context.record.resultClass = best?.rawValue
+        return Self.response(json)
+    }
+
+    /// `POST /v1/results:batch` with `{"lookups":[{"channel","messageId","serviceId"?}]}`: every lookup at once, answered
+    /// in order, each a result or an error.
+    func batch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: self.configuration.maxBodyBytes)
+        context.record.bytesIn = body.readableBytes
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(body.readableBytesView)
+        } catch {
+            throw GatewayError(.invalidRequest, "the body is not JSON: \(error)")
+        }
+        guard case .array(let items)? = parsed["lookups"] else {
+            throw GatewayError(.invalidRequest, #"the body must be {"lookups":[{"channel":…,"messageId":…,"serviceId":…}]}"#)
+        }
+        guard items.count <= Self.maxBatch else {
+            throw GatewayError(.invalidRequest, "a batch holds at most \(Self.maxBatch) lookups, not \(items.count)")
+        }
+        let lookups = items.enumerated().map { index, item in self.batchItem(item, index: index) }
+        let requestID = context.requestID
+        let outcomes = await withTaskGroup(of: (Int, Result<(DeliveryResult, [UInt8]?), GatewayError>).self) { group in
+            for (index, lookup) in lookups.enumerated() {
+                group.addTask {
+                    switch lookup {
+                    case .failure(let error):
+                        return (index, .failure(error))
+                    case .success(let lookup):
+                        // Each lookup notes its own upstream status; the request's record is not shared across tasks.
+                        let record = RequestRecord()
+                        do {
+                            let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
+                            guard let result = results.first else {
+                                return (index, .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus)))
+                            }
+                            return (index, .success((result, raw)))
+                        } catch let error as GatewayError {
+                            return (index, .failure(error))
+                        } catch {
+                            return (index, .failure(GatewayError(.internalError, "internal error")))
+                        }
+                    }
+                }
+            }
+            var ordered = [Result<(DeliveryResult, [UInt8]?), GatewayError>?](repeating: nil, count: lookups.count)
+            for await (index, outcome) in group { ordered[index] = outcome }
+            return ordered
+        }
+        let includeRaw = Self.includeRaw(request)
+        var json = JSONWriter(capacity: 1024 * max(1, outcomes.count))
+        json.beginObject()
+        json.key("results")
+        json.beginArray()
+        for outcome in outcomes {
+            switch outcome {
+            case .success(let (result, raw))?:
+                self.count(result, record: nil)
+                result.write(into: &json, raw: includeRaw ? raw : nil)
+            case .failure(let error)?:
+                error.write(into: &json, requestID: requestID)
+            case nil:
+                GatewayError(.internalError, "lookup did not finish").write(into: &json, requestID: requestID)
+            }
+        }
+        json.endArray()
+        json.endObject()
+        return Self.response(json)
+    }
+
+    // MARK: Upstream
+
+    /// Looks results up in SENS and normalizes them.
+    /// - Returns: The results and SENS's body (for `include=raw`).
+    func fetch(_ lookup: Lookup, requestID: String, record: RequestRecord) async throws(GatewayError) -> ([DeliveryResult], [UInt8]?) {
+        let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
+        let response = try await self.upstream.send(request, route: "/v1/results", record: record)
+        guard response.status == 200 else {
+            throw GatewayError.upstreamStatus(response.status, retryAfterSeconds: response.retryAfterSeconds)
+        }
+        if let contentType = response.contentType, !contentType.lowercased().contains("json") {
+            throw GatewayError(.upstreamMalformed, "SENS answered with \(Self.printable(contentType)), not JSON", upstreamStatus: 200)
+        }
+        let body = Array(response.body.readableBytesView)
+        do {
+            let results = try self.normalizer.normalize(channel: lookup.channel, serviceId: lookup.serviceId, body: body)
+            return (results, body)
+        } catch {
+            throw GatewayError(.upstreamMalformed, "SENS's answer is not the documented \(lookup.channel.rawValue) result: \(error)", upstreamStatus: 200)
+        }
+    }
+
+    // MARK: Input
+
+    func batchItem(_ item: JSONValue, index: Int) -> Result<Lookup, GatewayError> {
+        guard case .object = item else { return .failure(GatewayError(.invalidRequest, "lookups[\(index)] is not an object")) }
+        func text(_ key: String) -> String? {
+            if case .string(let value)? = item[key] { return value }
+            return nil
+        }
+        do throws(GatewayError) {
+            let channel = try Self.channel(text("channel"))
+            let messageId = try Self.identifier(text("messageId"), name: "lookups[\(index)].messageId")
+            let serviceId = try self.serviceId(given: text("serviceId"), channel: channel)
+            return .success(Lookup(channel: channel, key: .message(messageId), serviceId: serviceId))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func channel(_ text: String?) throws(GatewayError) -> DeliveryChannel {
+        guard let text, let channel = DeliveryChannel(rawValue: text) else {
+            throw GatewayError(.invalidRequest, "channel must be sms, brandmessage or alimtalk")
+        }
+        return channel
+    }
+
+    /// Message and request ids: 1–128 of `A–Z a–z 0–9 - _ . ~ *` (SENS's ids are UUIDs and `R…-…` strings; its
+    /// documentation masks them with `*`).
+    static func identifier(_ text: String?, name: String) throws(GatewayError) -> String {
+        guard let text, !text.isEmpty, text.utf8.count <= 128, text.utf8.allSatisfy(Self.isIdentifierByte) else {
+            throw GatewayError(.invalidRequest, "\(name) must be 1 to 128 letters, digits, '-', '_', '.', '~' or '*'")
+        }
+        return text
+    }
+
+    func serviceId(_ request: Request, channel: DeliveryChannel) throws(GatewayError) -> String {
+        try self.serviceId(given: request.uri.queryParameters.get("serviceId"), channel: channel)
+    }
+
+    func serviceId(given: String?, channel: DeliveryChannel) throws(GatewayError) -> String {
+        guard let serviceId = given ?? self.configuration.defaultServiceID(for: channel.rawValue) else {
+            throw GatewayError(.invalidRequest, "no serviceId given and no default \(channel.rawValue) service ID configured")
+        }
+        guard !serviceId.isEmpty, serviceId.utf8.count <= 200,
+            serviceId.utf8.allSatisfy({ Self.isIdentifierByte($0) || $0 == UInt8(ascii: ":") })
+        else {
+            throw GatewayError(.invalidRequest, "serviceId must be a SENS service ID such as ncp:sms:kr:123456789012:name")
+        }
+        return serviceId
+    }
+
+    static func isIdentifierByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: "*"): true
+        default: false
+        }
+    }
+
+    static func includeRaw(_ request: Request) -> Bool {
+        request.uri.queryParameters.getAll("include").contains { $0.split(separator: ",").contains("raw") }
+    }
+
+    /// A header value as it may appear in an error message: visible ASCII only, at most 64 bytes.
+    static func printable(_ text: String) -> String {
+        String(decoding: text.utf8.prefix(64).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+    }
+
+    // MARK: Output
+
+    func count(_ result: DeliveryResult, record: RequestRecord?) {
+        self.metrics.recordResult(
+            channel: result.channel.rawValue, namespace: result.code?.namespace.rawValue ?? "none", resultClass: result.resultClass.rawValue)
+        record?.resultClass = result.resultClass.rawValue
+    }
+
+    static func response(_ json: JSONWriter) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+    }
+}
