@@ -67,6 +67,8 @@ struct Demo: AsyncParsableCommand {
             } else {
                 Console.out("\nServing on \(base) (upstream http://127.0.0.1:\(mockPort)). Try:")
                 Console.out("  curl -s \(base)/v1/results/brandmessage/bm-failover-delivered")
+                Console.out("  curl -s '\(base)/v1/results/sms?requestId=RSMA-demo-0002'")
+                Console.out("  curl -s -X POST \(base)/v1/results:batch -d '{\"lookups\":[{\"channel\":\"alimtalk\",\"messageId\":\"at-delivered\"}]}'")
                 Console.out("  curl -s '\(base)/sms/v2/services/\(Fixtures.smsServiceID)/messages?requestId=RSMA-demo-0001'")
                 Console.out("Press Ctrl-C to stop.")
             }
@@ -109,6 +111,26 @@ struct DemoTour {
         ]
     }
 
+    /// One unified result shown beside the SENS body it came from.
+    struct SideBySide {
+        let title: String
+        let channel: String
+        let serviceID: String
+        let messageID: String
+    }
+
+    var sideBySide: [SideBySide] {
+        [
+            SideBySide(title: "SMS that failed (the SMS seed: report code 3018)", channel: "sms", serviceID: Fixtures.smsServiceID,
+                       messageID: Fixtures.smsSeedMessageID),
+            SideBySide(title: "Brand Message delivered (the Brand Message seed)", channel: "brandmessage",
+                       serviceID: Fixtures.brandMessageServiceID, messageID: Fixtures.brandMessageSeedMessageID),
+            SideBySide(title: "Brand Message that failed over to SMS, delivered by SMS", channel: "brandmessage",
+                       serviceID: Fixtures.brandMessageServiceID, messageID: "bm-failover-delivered"),
+            SideBySide(title: "SMS still pending", channel: "sms", serviceID: Fixtures.smsServiceID, messageID: "sms-processing-0001"),
+        ]
+    }
+
     func run() async {
         let client: UpstreamClient
         do {
@@ -135,7 +157,48 @@ struct DemoTour {
             }
             Console.out("")
         }
+        Console.out("Unified results: what SENS says (through the passthrough) | what sensgate's /v1 says\n")
+        for (number, shown) in self.sideBySide.enumerated() {
+            let rawTarget = "/\(shown.channel)/v2/services/\(shown.serviceID)/messages/\(shown.messageID)"
+            let unifiedTarget = "/v1/results/\(shown.channel)/\(shown.messageID)"
+            Console.out("── \(self.calls.count + number + 1). \(shown.title)")
+            Console.out("   GET \(rawTarget)  |  GET \(unifiedTarget)")
+            do {
+                let raw = try await client.execute(UpstreamRequest(method: "GET", target: rawTarget))
+                let unified = try await client.execute(UpstreamRequest(method: "GET", target: unifiedTarget))
+                Console.out(Self.columns(Self.pretty(raw.body), Self.pretty(unified.body)))
+            } catch {
+                Console.out("   → failed: \(error)")
+            }
+            Console.out("")
+        }
         await client.shutdown()
+    }
+
+    /// Two texts in columns, long lines wrapped inside their column.
+    static func columns(_ left: String, _ right: String, width: Int = 62) -> String {
+        func wrap(_ text: String) -> [String] {
+            text.split(separator: "\n", omittingEmptySubsequences: false).flatMap { line -> [String] in
+                var rest = Substring(line)
+                var pieces: [String] = []
+                let indent = String(repeating: " ", count: min(12, line.prefix { $0 == " " }.count + 2))
+                var first = true
+                repeat {
+                    let room = first ? width : width - indent.count
+                    pieces.append((first ? "" : indent) + String(rest.prefix(room)))
+                    rest = rest.dropFirst(room)
+                    first = false
+                } while !rest.isEmpty
+                return pieces
+            }
+        }
+        let leftLines = wrap(left)
+        let rightLines = wrap(right)
+        return (0..<max(leftLines.count, rightLines.count)).map { index in
+            let l = index < leftLines.count ? leftLines[index] : ""
+            let r = index < rightLines.count ? rightLines[index] : ""
+            return "   " + l.padding(toLength: width, withPad: " ", startingAt: 0) + " │ " + r
+        }.joined(separator: "\n")
     }
 
     /// Pretty-prints JSON for people, keeping the key order it came in; anything else is shown as it came.

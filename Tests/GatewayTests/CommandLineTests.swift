@@ -109,6 +109,12 @@ struct CommandLineTests {
         #expect(run.stdout.contains("3018"))
         #expect(run.stdout.contains("RSMA-demo-0001"))
         #expect(run.stdout.contains("not_found"))
+        // The unified results beside their SENS bodies: the four kinds.
+        #expect(run.stdout.contains(#""schema": "sensgate.delivery-result.v1""#))
+        #expect(run.stdout.contains(#""deliveredVia": "sms""#))
+        #expect(run.stdout.contains(#""class": "pending""#))
+        #expect(run.stdout.contains(#""class": "permanent""#))
+        #expect(run.stdout.contains(#""class": "success""#))
     }
 
     @Test("--help and --version")
