@@ -84,6 +84,7 @@ public final class SENSMock: Sendable {
         var received: [ReceivedRequest] = []
         var queuedFaults: [Fault] = []
         var sendCount = 0
+        var connections = 0
     }
 
     /// The access key the mock accepts.
@@ -113,7 +114,8 @@ public final class SENSMock: Sendable {
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                self.state.withLock { $0.connections += 1 }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MockHandler(mock: self))
                 }
@@ -144,6 +146,9 @@ public final class SENSMock: Sendable {
 
     /// Every request received so far, oldest first.
     public var receivedRequests: [ReceivedRequest] { self.state.withLock { $0.received } }
+
+    /// TCP connections accepted so far (to check that clients reuse connections).
+    public var acceptedConnections: Int { self.state.withLock { $0.connections } }
 
     /// Forgets the received requests.
     public func clearReceived() { self.state.withLock { $0.received.removeAll() } }

@@ -1,6 +1,8 @@
 import Foundation
 import GatewayServer
 import SENSMock
+import Signing
+import UpstreamClient
 import Testing
 
 /// Client → sensgate → the project's signature-verifying SENS mock, over real sockets and real libcurl.
@@ -227,5 +229,46 @@ struct PassthroughTests {
                 #expect(!text.contains(TestGateway.secret))
             }
         }
+    }
+}
+
+@Suite("Upstream client")
+struct UpstreamClientTests {
+    @Test("sequential calls reuse one upstream connection (keep-alive through the curl multi handle)")
+    func connectionReuse() async throws {
+        try await TestGateway.run { gw in
+            for _ in 0..<25 {
+                let response = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001")
+                #expect(response.status == 200)
+            }
+            #expect(gw.mock.receivedRequests.count == 25)
+            #expect(gw.mock.acceptedConnections == 1)
+        }
+    }
+
+    @Test("the local SENS refuses a stale timestamp, an unknown key and a missing signature, like SENS")
+    func mockVerifiesLikeSENS() async throws {
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("s3"))
+        let port = try await mock.start()
+        let client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+        let target = "/sms/v2/services/x/messages/sms-delivered-0001"
+        func call(_ signed: SignedHeaders?) async throws -> Int {
+            var headers: [(String, String)] = []
+            if let signed {
+                headers = [(SignatureHeader.timestamp, signed.timestamp), (SignatureHeader.accessKey, signed.accessKey), (SignatureHeader.signature, signed.signature)]
+            }
+            return try await client.execute(UpstreamRequest(method: "GET", target: target, headers: headers)).status
+        }
+        let now = Signer.nowMilliseconds()
+        let good = Signer(accessKey: "AK", secretKey: SecretKey("s3"))
+        #expect(try await call(good.sign(method: "GET", target: target, epochMilliseconds: now)) == 200)
+        #expect(try await call(good.sign(method: "GET", target: target, epochMilliseconds: now - 4 * 60_000)) == 200)
+        #expect(try await call(good.sign(method: "GET", target: target, epochMilliseconds: now - 6 * 60_000)) == 401)
+        #expect(try await call(good.sign(method: "GET", target: target, epochMilliseconds: now + 6 * 60_000)) == 401)
+        #expect(try await call(good.sign(method: "GET", target: target + "?x=1", epochMilliseconds: now)) == 401)
+        #expect(try await call(Signer(accessKey: "OTHER", secretKey: SecretKey("s3")).sign(method: "GET", target: target)) == 401)
+        #expect(try await call(nil) == 401)
+        await client.shutdown()
+        await mock.stop()
     }
 }
