@@ -2,6 +2,7 @@
 
 public import Hummingbird
 import DeliveryResults
+import Foundation
 import HummingbirdCore
 public import Logging
 import NIOCore
@@ -18,6 +19,8 @@ public struct Gateway: Sendable {
     /// The gateway's metrics registry.
     public let metrics: GatewayMetrics
     let credentials: CredentialStore
+    let callers: CallerStore
+    let limits: UpstreamGuard
     let logger: Logger
 
     /// Creates a gateway; nothing listens until ``makeApplication(onServerRunning:)`` runs.
@@ -43,6 +46,50 @@ public struct Gateway: Sendable {
         }
         self.metrics = GatewayMetrics()
         self.credentials = CredentialStore(Signer(accessKey: configuration.accessKey, secretKey: configuration.secretKey))
+        self.callers = CallerStore(configuration.callerTokens)
+        self.limits = UpstreamGuard(
+            rate: configuration.upstreamRate, burst: configuration.upstreamBurst, maxInFlight: configuration.upstreamMaxInFlight,
+            breakerThreshold: configuration.breakerThreshold, breakerCooldown: configuration.breakerCooldown)
+    }
+
+    /// Re-reads the secret key file and the caller tokens file, where configured: key rotation and caller changes
+    /// without a restart. A file that cannot be read or parsed leaves what is in force unchanged.
+    /// - Throws: ``ConfigurationError`` for the first file that could not be used (the other is still reloaded).
+    public func reload(readFile: ((String) throws -> String)? = nil) throws(ConfigurationError) {
+        let readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
+        var firstError: ConfigurationError? = nil
+        if let path = self.configuration.secretKeyFile {
+            do {
+                let text = try readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
+                if text.isEmpty {
+                    firstError = ConfigurationError("the secret key file \(path) is empty; the old key stays in use")
+                } else {
+                    self.credentials.replace(with: Signer(accessKey: self.configuration.accessKey, secretKey: SecretKey(text)))
+                    self.logger.notice("secret key reloaded", metadata: ["file": "\(path)"])
+                }
+            } catch {
+                firstError = ConfigurationError("cannot read the secret key file \(path); the old key stays in use")
+            }
+        }
+        if let path = self.configuration.callerTokensFile {
+            do throws(ConfigurationError) {
+                let text: String
+                do {
+                    text = try readFile(path)
+                } catch {
+                    throw ConfigurationError("cannot read the caller tokens file \(path); the old tokens stay in use")
+                }
+                let tokens = try CallerTokens(yaml: text, source: path)
+                self.callers.replace(with: tokens)
+                self.logger.notice("caller tokens reloaded", metadata: ["file": "\(path)", "callers": "\(tokens.callers.count)"])
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError {
+            self.logger.error("reload failed", metadata: ["reason": "\(firstError.message)"])
+            throw firstError
+        }
     }
 
     /// Builds every route in one place.
@@ -52,8 +99,11 @@ public struct Gateway: Sendable {
         router.add(middleware: AccessLogMiddleware(logger: self.logger, metrics: self.metrics))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RequestTargetMiddleware())
+        router.add(middleware: CallerAuthMiddleware(store: self.callers))
 
-        let signed = SignedUpstream(client: self.upstream, credentials: self.credentials, metrics: self.metrics)
+        let signed = SignedUpstream(
+            client: self.upstream, credentials: self.credentials, metrics: self.metrics, policy: self.configuration.retryPolicy,
+            limits: self.limits, timeout: self.configuration.upstreamTimeout)
         let passthrough = Passthrough(upstream: signed, maxBodyBytes: self.configuration.maxBodyBytes)
         let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
         for prefix in RequestTarget.passthroughPrefixes {
@@ -92,13 +142,14 @@ public struct Gateway: Sendable {
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             responder: self.buildRouter().buildResponder(),
-            server: .gatewayHTTP1(idleTimeout: .seconds(75)),
+            server: .gatewayHTTP1(
+                idleTimeout: .seconds(75), limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections)),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,
                 reuseAddress: true
             ),
-            services: [self.upstream],
+            services: [self.upstream, ReloadService(gateway: self)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: self.logger
         )

@@ -75,7 +75,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case .timeout: self.init(.upstreamTimeout, "SENS did not answer in time (\(error.detail))")
         case .responseTooLarge: self.init(.upstreamMalformed, "SENS answered with a body over the size limit")
         case .invalidResponse: self.init(.upstreamMalformed, "SENS answered with something that is not HTTP (\(error.detail))")
-        case .unreachable, .shuttingDown, .cancelled: self.init(.upstreamUnreachable, "SENS could not be reached (\(error.detail))")
+        case .connectFailed, .unreachable, .shuttingDown, .cancelled: self.init(.upstreamUnreachable, "SENS could not be reached (\(error.detail))")
         case .invalidRequest: self.init(.internalError, "the upstream request could not be built (\(error.detail))")
         }
     }

@@ -36,6 +36,8 @@ struct Serve: AsyncParsableCommand {
     var upstreamTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (SENSGATE_LOG_LEVEL).")
     var logLevel: String?
+    @Option(name: .customLong("caller-tokens-file"), help: "YAML file of caller names and tokens (SENSGATE_CALLER_TOKENS_FILE).")
+    var callerTokensFile: String?
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -48,6 +50,7 @@ struct Serve: AsyncParsableCommand {
         flags["alimtalk-service-id"] = self.alimTalkServiceID
         flags["upstream-timeout"] = self.upstreamTimeout
         flags["log-level"] = self.logLevel
+        flags["caller-tokens-file"] = self.callerTokensFile
         return flags
     }
 
@@ -61,6 +64,10 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let logger = LogSetup.bootstrapJSON(level: configuration.logLevel)
+        if configuration.callerTokens == nil && !["127.0.0.1", "::1", "localhost"].contains(configuration.listenHost) {
+            Console.error(
+                "warning: listening on \(configuration.listenHost) without caller tokens: anyone who can reach this port can send through your SENS account (set --caller-tokens-file)")
+        }
         let gateway: Gateway
         do {
             gateway = try Gateway(configuration: configuration, logger: logger)

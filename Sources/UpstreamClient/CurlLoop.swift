@@ -297,6 +297,8 @@ final class CurlLoop: @unchecked Sendable {
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             return UpstreamError(.timeout, text)
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+            return UpstreamError(.connectFailed, text)
         case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
             return UpstreamError(.invalidResponse, text)
         case CURLE_ABORTED_BY_CALLBACK:

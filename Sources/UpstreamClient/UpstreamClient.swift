@@ -54,7 +54,11 @@ public struct UpstreamResponse: Sendable {
 public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The stable kind of failure; the gateway maps each kind to one error code of its own.
     public enum Kind: String, Sendable, Equatable {
-        /// Connection refused or reset, DNS failure, TLS failure, connection closed mid-response.
+        /// No connection could be made (refused, DNS failure): nothing of the request was sent, so any method may be
+        /// retried.
+        case connectFailed
+        /// The connection failed after it was made: reset, TLS failure, closed mid-response. The request may have
+        /// reached the upstream.
         case unreachable
         /// The connect or total timeout passed.
         case timeout

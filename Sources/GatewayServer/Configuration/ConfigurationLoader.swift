@@ -27,6 +27,16 @@ public enum ConfigurationLoader {
         Setting(key: "max-body-bytes", environment: "SENSGATE_MAX_BODY_BYTES", defaultValue: "1048576"),
         Setting(key: "max-response-bytes", environment: "SENSGATE_MAX_RESPONSE_BYTES", defaultValue: "4194304"),
         Setting(key: "log-level", environment: "SENSGATE_LOG_LEVEL", defaultValue: "info"),
+        Setting(key: "upstream-retries", environment: "SENSGATE_UPSTREAM_RETRIES", defaultValue: "2"),
+        Setting(key: "upstream-retry-backoff", environment: "SENSGATE_UPSTREAM_RETRY_BACKOFF", defaultValue: "0.1"),
+        Setting(key: "upstream-rate", environment: "SENSGATE_UPSTREAM_RATE", defaultValue: "0"),
+        Setting(key: "upstream-burst", environment: "SENSGATE_UPSTREAM_BURST", defaultValue: nil),
+        Setting(key: "upstream-max-in-flight", environment: "SENSGATE_UPSTREAM_MAX_IN_FLIGHT", defaultValue: "1024"),
+        Setting(key: "breaker-threshold", environment: "SENSGATE_BREAKER_THRESHOLD", defaultValue: "5"),
+        Setting(key: "breaker-cooldown", environment: "SENSGATE_BREAKER_COOLDOWN", defaultValue: "5"),
+        Setting(key: "caller-tokens-file", environment: "SENSGATE_CALLER_TOKENS_FILE", defaultValue: nil),
+        Setting(key: "client-timeout", environment: "SENSGATE_CLIENT_TIMEOUT", defaultValue: "10"),
+        Setting(key: "max-connections", environment: "SENSGATE_MAX_CONNECTIONS", defaultValue: "10000"),
     ]
 
     /// Every key a YAML file may hold.
@@ -114,6 +124,31 @@ public enum ConfigurationLoader {
         configuration.upstreamConnectTimeout = try Self.seconds(value("upstream-connect-timeout"), key: "upstream-connect-timeout")
         configuration.maxBodyBytes = try Self.byteCount(value("max-body-bytes"), key: "max-body-bytes")
         configuration.maxResponseBytes = try Self.byteCount(value("max-response-bytes"), key: "max-response-bytes")
+        configuration.retryPolicy = RetryPolicy(
+            maxRetries: try Self.count(value("upstream-retries"), key: "upstream-retries", in: 0...10),
+            baseBackoff: try Self.seconds(value("upstream-retry-backoff"), key: "upstream-retry-backoff"))
+        guard let rate = Double(value("upstream-rate") ?? ""), rate >= 0, rate <= 1_000_000 else {
+            throw ConfigurationError("upstream-rate \"\(value("upstream-rate") ?? "")\" must be calls per second from 0 (no limit) to 1000000")
+        }
+        configuration.upstreamRate = rate
+        configuration.upstreamBurst =
+            try value("upstream-burst").map { text throws(ConfigurationError) in try Self.count(text, key: "upstream-burst", in: 1...1_000_000) }
+            ?? max(1, Int(rate.rounded(.up)))
+        configuration.upstreamMaxInFlight = try Self.count(value("upstream-max-in-flight"), key: "upstream-max-in-flight", in: 1...100_000)
+        configuration.breakerThreshold = try Self.count(value("breaker-threshold"), key: "breaker-threshold", in: 0...1000)
+        configuration.breakerCooldown = try Self.seconds(value("breaker-cooldown"), key: "breaker-cooldown")
+        configuration.callerTokensFile = value("caller-tokens-file")
+        if let path = configuration.callerTokensFile {
+            let text: String
+            do {
+                text = try readFile(path)
+            } catch {
+                throw ConfigurationError("cannot read the caller tokens file \(path)")
+            }
+            configuration.callerTokens = try CallerTokens(yaml: text, source: path)
+        }
+        configuration.clientTimeout = try Self.seconds(value("client-timeout"), key: "client-timeout")
+        configuration.maxConnections = try Self.count(value("max-connections"), key: "max-connections", in: 1...1_000_000)
         let level = value("log-level") ?? "info"
         guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw ConfigurationError("log-level \"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
@@ -177,6 +212,13 @@ public enum ConfigurationLoader {
     static func byteCount(_ text: String?, key: String) throws(ConfigurationError) -> Int {
         guard let text, let value = Int(text), value > 0, value <= 1 << 30 else {
             throw ConfigurationError("\(key) \"\(text ?? "")\" must be a whole number of bytes from 1 to 1073741824")
+        }
+        return value
+    }
+
+    static func count(_ text: String?, key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let text, let value = Int(text), range.contains(value) else {
+            throw ConfigurationError("\(key) \"\(text ?? "")\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return value
     }

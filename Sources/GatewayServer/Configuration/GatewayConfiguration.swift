@@ -17,6 +17,16 @@ public import Signing
 /// - `max-body-bytes` / `SENSGATE_MAX_BODY_BYTES`: largest request body accepted, default 1048576.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
+/// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
+/// - `upstream-retry-backoff` / `SENSGATE_UPSTREAM_RETRY_BACKOFF`: first backoff ceiling in seconds, default 0.1.
+/// - `upstream-rate`, `upstream-burst` / `SENSGATE_UPSTREAM_RATE`, `SENSGATE_UPSTREAM_BURST`: token bucket on
+///   upstream calls per second (0: no limit, the default) and its burst (default: the rate).
+/// - `upstream-max-in-flight` / `SENSGATE_UPSTREAM_MAX_IN_FLIGHT`: upstream calls at once, default 1024.
+/// - `breaker-threshold`, `breaker-cooldown` / `SENSGATE_BREAKER_THRESHOLD`, `SENSGATE_BREAKER_COOLDOWN`:
+///   consecutive connect failures that open the circuit (0: off; default 5) and seconds it stays open (default 5).
+/// - `caller-tokens-file` / `SENSGATE_CALLER_TOKENS_FILE`: callers and their tokens; none means no caller auth.
+/// - `client-timeout` / `SENSGATE_CLIENT_TIMEOUT`: seconds a client has to send a request's head, and its body.
+/// - `max-connections` / `SENSGATE_MAX_CONNECTIONS`: client connections at once, default 10000.
 public struct GatewayConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
@@ -33,6 +43,19 @@ public struct GatewayConfiguration: Sendable {
     public var maxBodyBytes: Int
     public var maxResponseBytes: Int
     public var logLevel: Logger.Level
+    public var retryPolicy: RetryPolicy
+    /// Upstream calls per second allowed by the token bucket; 0 for no limit.
+    public var upstreamRate: Double
+    public var upstreamBurst: Int
+    public var upstreamMaxInFlight: Int
+    public var breakerThreshold: Int
+    public var breakerCooldown: Duration
+    /// Where caller tokens are read from (re-read when it changes and on SIGHUP).
+    public var callerTokensFile: String?
+    /// The callers allowed in; `nil` lets every caller in.
+    public var callerTokens: CallerTokens?
+    public var clientTimeout: Duration
+    public var maxConnections: Int
 
     /// Creates a configuration with the spec's defaults for everything but the key pair.
     public init(
@@ -56,6 +79,16 @@ public struct GatewayConfiguration: Sendable {
         self.maxBodyBytes = 1_048_576
         self.maxResponseBytes = 4_194_304
         self.logLevel = .info
+        self.retryPolicy = RetryPolicy()
+        self.upstreamRate = 0
+        self.upstreamBurst = 1
+        self.upstreamMaxInFlight = 1024
+        self.breakerThreshold = 5
+        self.breakerCooldown = .seconds(5)
+        self.callerTokensFile = nil
+        self.callerTokens = nil
+        self.clientTimeout = .seconds(10)
+        self.maxConnections = 10_000
     }
 
     /// The default service ID configured for a channel (`sms`, `brandmessage`, `alimtalk`).

@@ -16,10 +16,13 @@ struct AccessLogMiddleware: RouterMiddleware {
         let target = request.head.path ?? ""
         let route = RouteLabel.of(target)
         let resultClass = record.resultClass ?? "none"
-        self.metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, duration: elapsed)
+        let caller = record.caller?.name ?? "anonymous"
+        self.metrics.recordRequest(
+            route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, caller: caller, duration: elapsed)
         if self.logger.logLevel <= .info {
             var metadata: Logger.Metadata = [
                 "requestId": .string(record.requestID),
+                "caller": .string(caller),
                 "method": .string(request.method.rawValue),
                 "route": .string(route),
                 "path": .string(PhoneMasking.mask(target)),

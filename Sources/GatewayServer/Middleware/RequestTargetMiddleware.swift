@@ -6,7 +6,7 @@ struct RequestTargetMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let target = request.head.path ?? ""
-        if target == OriginFormHandler.marker {
+        if target == ConnectionGuardHandler.marker {
             throw GatewayError(.invalidRequest, RequestTarget.Rejection.notOriginForm.rawValue)
         }
         if let rejection = RequestTarget.validate(target) {

@@ -99,7 +99,15 @@ struct DeliveryLookup: Sendable {
         guard items.count <= Self.maxBatch else {
             throw GatewayError(.invalidRequest, "a batch holds at most \(Self.maxBatch) lookups, not \(items.count)")
         }
-        let lookups = items.enumerated().map { index, item in self.batchItem(item, index: index) }
+        let caller = context.record.caller
+        let lookups = items.enumerated().map { index, item -> Result<Lookup, GatewayError> in
+            let lookup = self.batchItem(item, index: index)
+            // A caller limited to some channels gets an error item for the others.
+            if case .success(let valid) = lookup, let caller, !caller.allows(channel: valid.channel.rawValue) {
+                return .failure(GatewayError(.unauthorized, "caller \(caller.name) may not use channel \(valid.channel.rawValue)"))
+            }
+            return lookup
+        }
         let requestID = context.requestID
         let outcomes = await withTaskGroup(of: (Int, Result<(DeliveryResult, [UInt8]?), GatewayError>).self) { group in
             for (index, lookup) in lookups.enumerated() {

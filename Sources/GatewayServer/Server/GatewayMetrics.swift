@@ -25,10 +25,10 @@ public struct GatewayMetrics: Sendable {
     }
 
     /// One answered request.
-    func recordRequest(route: String, method: String, status: Int, resultClass: String, duration: Duration) {
+    func recordRequest(route: String, method: String, status: Int, resultClass: String, caller: String, duration: Duration) {
         Counter(
             label: "sensgate_http_requests_total",
-            dimensions: [("route", route), ("method", method), ("status", String(status)), ("class", resultClass)],
+            dimensions: [("route", route), ("method", method), ("status", String(status)), ("class", resultClass), ("caller", caller)],
             factory: self.factory
         ).increment()
         Timer(label: "sensgate_http_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
@@ -50,6 +50,21 @@ public struct GatewayMetrics: Sendable {
             dimensions: [("channel", channel), ("namespace", namespace), ("class", resultClass)],
             factory: self.factory
         ).increment()
+    }
+
+    /// One retry of an upstream call, by why the previous attempt failed.
+    func recordRetry(route: String, reason: String) {
+        Counter(label: "sensgate_upstream_retries_total", dimensions: [("route", route), ("reason", reason)], factory: self.factory).increment()
+    }
+
+    /// An upstream call the gateway's own limits refused (`rate`, `in_flight`, `circuit_open`).
+    func recordRefusal(reason: String) {
+        Counter(label: "sensgate_upstream_refused_total", dimensions: [("reason", reason)], factory: self.factory).increment()
+    }
+
+    /// The circuit breaker opened.
+    func recordBreakerOpened() {
+        Counter(label: "sensgate_circuit_breaker_opened_total", factory: self.factory).increment()
     }
 
     /// The Prometheus text exposition of every series.

@@ -17,6 +17,8 @@ public final class RequestRecord: @unchecked Sendable {
     public var resultClass: String?
     /// Request body bytes read.
     public var bytesIn = 0
+    /// The authenticated caller, when caller tokens are configured.
+    public var caller: Caller?
 
     init() {}
 }

@@ -3,18 +3,35 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import Synchronization
 
-/// Hummingbird's HTTP/1 channel with one extra handler that sees the raw request-target.
+/// Limits on client connections.
+struct ConnectionLimits: Sendable {
+    /// Time a client has to send a request's head (from connecting, for the first request) and, separately, its body.
+    var clientTimeout: Duration
+    /// Client connections open at once; more are closed on accept.
+    var maxConnections: Int
+}
+
+/// Client connections open now, shared by every connection of one server.
+final class ConnectionCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Hummingbird's HTTP/1 channel with one extra handler that sees the raw request-target and guards the connection.
 ///
 /// NIO's conversion to HTTP types turns an absolute-form target (`GET http://host/path`) into a plain path, so the
-/// router could no longer tell it apart. ``OriginFormHandler`` runs before that conversion and marks such targets.
+/// router could no longer tell it apart. ``ConnectionGuardHandler`` runs before that conversion and marks such targets.
 struct OriginFormChannel: ServerChildChannel {
     let inner: HTTP1Channel
+    let limits: ConnectionLimits
+    let open: ConnectionCounter
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
-            try channel.pipeline.syncOperations.addHandler(OriginFormHandler(), position: .before(codec))
+            try channel.pipeline.syncOperations.addHandler(
+                ConnectionGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
             return value
         }
     }
@@ -24,30 +41,83 @@ struct OriginFormChannel: ServerChildChannel {
     }
 }
 
-/// Replaces any request-target that is not origin-form with ``marker``, which the router rejects with 400.
-final class OriginFormHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Per connection: replaces any request-target that is not origin-form with ``marker`` (the router rejects it with
+/// 400), closes a connection whose client is too slow to send a head or a body (slowloris), and closes
+/// connections beyond the limit.
+final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
 
     /// Contains a space, which no parsed request-target can: it cannot collide with a real path.
     static let marker = "/ non-origin-form"
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        if case .head(var head) = part, head.uri.utf8.first != UInt8(ascii: "/") {
-            head.uri = Self.marker
-            context.fireChannelRead(self.wrapInboundOut(.head(head)))
+    let limits: ConnectionLimits
+    private let open: ConnectionCounter
+    private var counted = false
+    private var timer: Scheduled<Void>?
+
+    init(limits: ConnectionLimits, open: ConnectionCounter) {
+        self.limits = limits
+        self.open = open
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let count = self.open.value.wrappingAdd(1, ordering: .relaxed).newValue
+        self.counted = true
+        if count > self.limits.maxConnections {
+            context.close(promise: nil)
             return
         }
+        // The first request's head must arrive within the client timeout.
+        self.arm(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        if self.counted {
+            self.open.value.wrappingSubtract(1, ordering: .relaxed)
+            self.counted = false
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        switch part {
+        case .head(var head):
+            // The body must arrive within the client timeout too.
+            self.arm(context: context)
+            if head.uri.utf8.first != UInt8(ascii: "/") {
+                head.uri = Self.marker
+                context.fireChannelRead(self.wrapInboundOut(.head(head)))
+                return
+            }
+        case .body:
+            break
+        case .end:
+            // Between requests the server's idle timeout applies.
+            self.timer?.cancel()
+            self.timer = nil
+        }
         context.fireChannelRead(data)
+    }
+
+    private func arm(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        let nanoseconds = Int64(self.limits.clientTimeout.components.seconds) * 1_000_000_000
+            + self.limits.clientTimeout.components.attoseconds / 1_000_000_000
+        let channel = context.channel
+        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            channel.close(promise: nil)
+        }
     }
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 with sensgate's request-target check in front.
-    static func gatewayHTTP1(idleTimeout: TimeAmount) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in
-            OriginFormChannel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)))
+    /// HTTP/1.1 with sensgate's request-target check and connection guard in front.
+    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits) -> HTTPServerBuilder {
+        let open = ConnectionCounter()
+        return HTTPServerBuilder { responder in
+            OriginFormChannel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open)
         }
     }
 }

@@ -212,3 +212,34 @@ func sensgateExecutable() throws -> URL {
     }
     return fallback
 }
+
+extension RawHTTP {
+    /// Sends `bytes` and waits for the server to close the connection.
+    /// - Returns: How long the server took to close it, or `nil` if it was still open after `limit`.
+    static func timeUntilClosed(port: Int, sending bytes: String, limit: Duration) async throws -> Duration? {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let start = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Duration?.self) { group in
+            group.addTask {
+                try await channel.executeThenClose { inbound, outbound in
+                    if !bytes.isEmpty { try await outbound.write(ByteBuffer(string: bytes)) }
+                    do {
+                        for try await _ in inbound {}
+                    } catch {}
+                    return ContinuousClock.now - start
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            if first == nil { try? await channel.channel.close() }
+            return first
+        }
+    }
+}

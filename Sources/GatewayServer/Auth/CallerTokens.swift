@@ -1,0 +1,138 @@
+import Signing
+import Synchronization
+import Yams
+
+/// One internal service allowed to call the gateway.
+public struct Caller: Sendable, Equatable, CustomStringConvertible {
+    /// The caller's name, as it appears in logs and metrics.
+    public let name: String
+    let token: String
+    /// Channels the caller may use (`sms`, `brandmessage`, `alimtalk`, `friendtalk`); `nil` for all.
+    public let channels: Set<String>?
+    /// Passthrough path prefixes the caller may use (e.g. one service ID); `nil` for any under its channels.
+    public let prefixes: [String]?
+
+    public var description: String { "Caller(\(self.name))" }
+
+    /// Whether the caller may use a channel.
+    public func allows(channel: String) -> Bool {
+        self.channels?.contains(channel) ?? true
+    }
+
+    /// Whether the caller may send a passthrough request-target.
+    public func allows(passthroughTarget target: String) -> Bool {
+        // "/sms/v2/…" → "sms"
+        let channel = target.utf8.dropFirst().split(separator: UInt8(ascii: "/"), maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        guard self.allows(channel: channel) else { return false }
+        guard let prefixes = self.prefixes else { return true }
+        return prefixes.contains { target.utf8.starts(with: $0.utf8) }
+    }
+}
+
+/// The callers allowed in, read from a YAML file:
+///
+/// ```yaml
+/// billing: 8c1f…                # name: token — every channel
+/// marketing:
+///   token: 3e9a…
+///   channels: [brandmessage, alimtalk]
+///   prefixes: ["/brandmessage/v2/services/ncp:kkobizmsg:kr:1:marketing/"]
+/// ```
+///
+/// Names are 1–64 of `A–Z a–z 0–9 _ . -` (they become metric labels); tokens are 16–256 visible ASCII characters
+/// and unique.
+public struct CallerTokens: Sendable {
+    public let callers: [Caller]
+
+    static let channelNames: Set<String> = ["sms", "brandmessage", "alimtalk", "friendtalk"]
+
+    /// Parses a tokens file.
+    /// - Throws: ``ConfigurationError`` naming the file and the entry that is wrong; never the token.
+    public init(yaml text: String, source: String) throws(ConfigurationError) {
+        let parsed: Any?
+        do {
+            parsed = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError("the caller tokens file \(source) is not valid YAML")
+        }
+        guard let mapping = parsed as? [String: Any], !mapping.isEmpty else {
+            throw ConfigurationError("the caller tokens file \(source) must map caller names to tokens")
+        }
+        var callers: [Caller] = []
+        var seen: Set<String> = []
+        for name in mapping.keys.sorted() {
+            guard !name.isEmpty, name.utf8.count <= 64,
+                name.utf8.allSatisfy({ byte in
+                    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+                        || byte == UInt8(ascii: "-")
+                })
+            else {
+                throw ConfigurationError("caller name \"\(name.prefix(64))\" in \(source) must be 1 to 64 letters, digits, '_', '.' or '-'")
+            }
+            let token: String
+            var channels: Set<String>? = nil
+            var prefixes: [String]? = nil
+            switch mapping[name] {
+            case let text as String:
+                token = text
+            case let entry as [String: Any]:
+                guard let text = entry["token"] as? String else { throw ConfigurationError("caller \(name) in \(source) has no token") }
+                token = text
+                if let list = entry["channels"] {
+                    guard let names = list as? [String], !names.isEmpty, names.allSatisfy(Self.channelNames.contains) else {
+                        throw ConfigurationError("caller \(name) in \(source): channels must be a list of sms, brandmessage, alimtalk, friendtalk")
+                    }
+                    channels = Set(names)
+                }
+                if let list = entry["prefixes"] {
+                    guard let paths = list as? [String], !paths.isEmpty,
+                        paths.allSatisfy({ path in RequestTarget.passthroughPrefixes.contains { path.hasPrefix($0) } })
+                    else {
+                        throw ConfigurationError("caller \(name) in \(source): prefixes must be paths under /sms/v2/, /brandmessage/v2/, /alimtalk/v2/ or /friendtalk/v2/")
+                    }
+                    prefixes = paths
+                }
+                let unknown = Set(entry.keys).subtracting(["token", "channels", "prefixes"])
+                guard unknown.isEmpty else {
+                    throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
+                }
+            default:
+                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, prefixes")
+            }
+            guard (16...256).contains(token.utf8.count), token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ConfigurationError("caller \(name) in \(source): the token must be 16 to 256 visible ASCII characters")
+            }
+            guard seen.insert(token).inserted else { throw ConfigurationError("caller \(name) in \(source) reuses another caller's token") }
+            callers.append(Caller(name: name, token: token, channels: channels, prefixes: prefixes))
+        }
+        self.callers = callers
+    }
+
+    /// The caller a presented token belongs to.
+    ///
+    /// Every token is compared, each in constant time, so the time taken says nothing about which one (or how
+    /// much of one) matched.
+    public func authenticate(_ presented: String) -> Caller? {
+        var match: Caller? = nil
+        for caller in self.callers where constantTimeEquals(caller.token, presented) {
+            match = caller
+        }
+        return match
+    }
+}
+
+/// The caller tokens in force, replaced on reload.
+final class CallerStore: Sendable {
+    private let current: Mutex<CallerTokens?>
+
+    init(_ tokens: CallerTokens?) {
+        self.current = Mutex(tokens)
+    }
+
+    var tokens: CallerTokens? { self.current.withLock { $0 } }
+
+    func replace(with tokens: CallerTokens?) {
+        self.current.withLock { $0 = tokens }
+    }
+}

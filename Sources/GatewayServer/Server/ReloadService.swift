@@ -1,0 +1,43 @@
+import Foundation
+import ServiceLifecycle
+import UnixSignals
+
+/// Reloads the secret key and caller tokens on SIGHUP, and the caller tokens whenever their file changes.
+struct ReloadService: Service {
+    let gateway: Gateway
+    /// How often the caller tokens file is checked for changes.
+    var pollInterval: Duration = .seconds(2)
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                    try? self.gateway.reload()
+                }
+            }
+            if let path = self.gateway.configuration.callerTokensFile {
+                group.addTask {
+                    var last = Self.modification(of: path)
+                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        try? await Task.sleep(for: self.pollInterval)
+                        let now = Self.modification(of: path)
+                        if now != last {
+                            last = now
+                            try? self.gateway.reload()
+                        }
+                    }
+                }
+            }
+            try await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+
+    /// The file's modification time and size, or `nil` when it cannot be read.
+    static func modification(of path: String) -> [Double]? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        let date = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let size = (attributes[.size] as? NSNumber)?.doubleValue ?? 0
+        return [date, size]
+    }
+}

@@ -1,0 +1,364 @@
+import Foundation
+@testable import GatewayServer
+import SENSMock
+import Signing
+import Testing
+
+@Suite("Retries")
+struct RetryTests {
+    static let lookup = "/v1/results/sms/sms-delivered-0001"
+
+    @Test("a GET lookup is retried through 5xx, each attempt freshly signed")
+    func retriesThrough5xx() async throws {
+        try await TestGateway.run(configure: { $0.retryPolicy.baseBackoff = .milliseconds(10) }) { gw in
+            gw.mock.injectFault(.status(503), count: 2)
+            let response = try await gw.send("GET", Self.lookup)
+            #expect(response.status == 200)
+            let received = gw.mock.receivedRequests
+            #expect(received.count == 3)
+            let allSigned = received.allSatisfy { $0.signatureValid }
+            #expect(allSigned)
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(metrics.contains(#"sensgate_upstream_retries_total{route="/v1/results",reason="5xx"} 2"#))
+        }
+    }
+
+    @Test("429 with Retry-After waits at least that long, then succeeds")
+    func honoursRetryAfter() async throws {
+        try await TestGateway.run { gw in
+            gw.mock.injectFault(.status(429, retryAfter: 1))
+            let start = ContinuousClock.now
+            let response = try await gw.send("GET", Self.lookup)
+            #expect(response.status == 200)
+            #expect(ContinuousClock.now - start >= .seconds(1))
+            #expect(gw.mock.receivedRequests.count == 2)
+        }
+    }
+
+    @Test("a POST is never sent twice once its bytes may have left")
+    func postNotRetried() async throws {
+        try await TestGateway.run { gw in
+            gw.mock.injectFault(.status(503), count: 1)
+            let response = try await gw.send("POST", "/sms/v2/services/s/messages", headers: [("content-type", "application/json")], body: "{}")
+            #expect(response.status == 503)
+            #expect(gw.mock.receivedRequests.count == 1)
+            gw.mock.clearReceived()
+            let reset = try await gw.send("POST", "/sms/v2/services/s/messages/fault-reset", body: "{}")
+            #expect(reset.status == 502)
+            #expect(gw.mock.receivedRequests.count == 1)
+        }
+    }
+
+    @Test("a passthrough GET is retried after a reset")
+    func passthroughGetRetriedAfterReset() async throws {
+        try await TestGateway.run(configure: { $0.retryPolicy.baseBackoff = .milliseconds(10) }) { gw in
+            gw.mock.injectFault(.reset)
+            let response = try await gw.send("GET", "/sms/v2/services/s/messages/sms-delivered-0001")
+            #expect(response.status == 200)
+            #expect(gw.mock.receivedRequests.count == 2)
+        }
+    }
+
+    @Test("all attempts stay inside one deadline")
+    func deadline() async throws {
+        try await TestGateway.run(configure: {
+            $0.upstreamTimeout = .seconds(1)
+            $0.retryPolicy = RetryPolicy(maxRetries: 10, baseBackoff: .milliseconds(300), maxBackoff: .seconds(1))
+        }) { gw in
+            let start = ContinuousClock.now
+            let response = try await gw.send("GET", "/v1/results/sms/fault-status-502")
+            #expect(ContinuousClock.now - start < .milliseconds(1500))
+            #expect(response.status == 502)
+            #expect(try response.error().code == "upstream_error")
+            #expect(gw.mock.receivedRequests.count < 11)
+        }
+    }
+
+    @Test("retries can be switched off")
+    func disabled() async throws {
+        try await TestGateway.run(configure: { $0.retryPolicy.maxRetries = 0 }) { gw in
+            gw.mock.injectFault(.status(500))
+            let response = try await gw.send("GET", Self.lookup)
+            #expect(response.status == 502)
+            #expect(gw.mock.receivedRequests.count == 1)
+        }
+    }
+
+    @Test("policy: what is retryable", arguments: [
+        (RetryPolicy.Outcome.connectFailed, "POST", true), (.connectFailed, "GET", true),
+        (.connectionLost, "GET", true), (.connectionLost, "POST", false),
+        (.status(503, retryAfterSeconds: nil), "GET", true), (.status(503, retryAfterSeconds: nil), "POST", false),
+        (.status(429, retryAfterSeconds: 1), "GET", true), (.status(404, retryAfterSeconds: nil), "GET", false),
+        (.status(400, retryAfterSeconds: nil), "GET", false), (.other, "GET", false),
+    ])
+    func retryable(_ outcome: RetryPolicy.Outcome, _ method: String, _ expected: Bool) {
+        #expect(RetryPolicy.isRetryable(outcome, method: method) == expected)
+    }
+
+    @Test("policy: jittered exponential backoff, capped, Retry-After as a floor, nothing past the deadline")
+    func backoff() {
+        let policy = RetryPolicy(maxRetries: 5, baseBackoff: .milliseconds(100), maxBackoff: .milliseconds(400))
+        let far = Duration.seconds(60)
+        #expect(policy.delay(beforeRetry: 1, after: .connectFailed, remaining: far, random: 0.999)! < .milliseconds(100))
+        #expect(policy.delay(beforeRetry: 2, after: .connectFailed, remaining: far, random: 0.999)! > .milliseconds(150))
+        #expect(policy.delay(beforeRetry: 5, after: .connectFailed, remaining: far, random: 0.999)! <= .milliseconds(400))
+        #expect(policy.delay(beforeRetry: 1, after: .connectFailed, remaining: far, random: 0) == .zero)
+        #expect(policy.delay(beforeRetry: 6, after: .connectFailed, remaining: far, random: 0.5) == nil)
+        #expect(policy.delay(beforeRetry: 1, after: .status(429, retryAfterSeconds: 3), remaining: far, random: 0.5) == .seconds(3))
+        #expect(policy.delay(beforeRetry: 1, after: .status(429, retryAfterSeconds: 3), remaining: .seconds(2), random: 0.5) == nil)
+        #expect(policy.delay(beforeRetry: 1, after: .connectFailed, remaining: .milliseconds(20), random: 0.5) == nil)
+    }
+}
+
+@Suite("Protecting the SENS account")
+struct ProtectionTests {
+    @Test("over the token bucket: 429 rate_limited, never sent")
+    func tokenBucket() async throws {
+        try await TestGateway.run(configure: {
+            $0.upstreamRate = 0.5
+            $0.upstreamBurst = 2
+        }) { gw in
+            var statuses: [Int] = []
+            for _ in 0..<3 { statuses.append(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001").status) }
+            #expect(statuses == [200, 200, 429])
+            let limited = try await RawHTTP.exchange(port: gw.port, "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(try limited.error().code == "rate_limited")
+            #expect(try limited.error().errorClass == "transient")
+            #expect(limited.header("retry-after") == "1")
+            #expect(gw.mock.receivedRequests.count == 2)
+        }
+    }
+
+    @Test("over the cap on calls in flight: 429 rate_limited")
+    func inFlightCap() async throws {
+        try await TestGateway.run(configure: { $0.upstreamMaxInFlight = 1 }) { gw in
+            async let slow = gw.send("GET", "/v1/results/sms/fault-delay-600")
+            try await Task.sleep(for: .milliseconds(200))
+            let second = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001")
+            #expect(second.status == 429)
+            #expect(try second.error().code == "rate_limited")
+            #expect(try await slow.status == 404)
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001").status == 200)
+        }
+    }
+
+    @Test("the circuit opens after consecutive connect failures and fails fast")
+    func breakerOpens() async throws {
+        let port = try await closedPort()
+        try await TestGateway.run(upstream: "http://127.0.0.1:\(port)", configure: {
+            $0.breakerThreshold = 2
+            $0.breakerCooldown = .seconds(30)
+            $0.retryPolicy.maxRetries = 0
+        }) { gw in
+            for _ in 0..<2 {
+                let response = try await gw.send("GET", "/v1/results/sms/x")
+                #expect(try response.error().code == "upstream_unreachable")
+            }
+            let fast = try await gw.send("GET", "/v1/results/sms/x")
+            #expect(fast.status == 502)
+            #expect(try fast.error().code == "upstream_unreachable")
+            #expect(fast.text.contains("failing fast"))
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(metrics.contains("sensgate_circuit_breaker_opened_total 1"))
+            #expect(metrics.contains(#"sensgate_upstream_refused_total{reason="circuit_open"} 1"#))
+        }
+    }
+
+    @Test("the breaker: open, then one probe; the probe's outcome closes or reopens it")
+    func breakerStates() throws {
+        let breaker = CircuitBreaker(threshold: 2, cooldown: .seconds(5))
+        let t0 = ContinuousClock.now
+        #expect(!breaker.recordConnectFailure(now: t0))
+        try breaker.admit(now: t0)
+        #expect(breaker.recordConnectFailure(now: t0))
+        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(1)) }
+        try breaker.admit(now: t0 + .seconds(6))  // the probe
+        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(6)) }  // only one
+        #expect(breaker.recordConnectFailure(now: t0 + .seconds(6)))  // probe failed: open again
+        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(10)) }
+        try breaker.admit(now: t0 + .seconds(12))
+        breaker.recordSuccess()
+        #expect(breaker.phase == .closed)
+        try breaker.admit(now: t0 + .seconds(12))
+    }
+
+    @Test("the token bucket refills at its rate up to its burst")
+    func bucket() {
+        let t0 = ContinuousClock.now
+        let bucket = TokenBucket(rate: 10, burst: 3, now: t0)
+        #expect((0..<4).map { _ in bucket.take(now: t0) } == [true, true, true, false])
+        #expect(bucket.take(now: t0 + .milliseconds(100)))
+        #expect(!bucket.take(now: t0 + .milliseconds(100)))
+        #expect((0..<4).map { _ in bucket.take(now: t0 + .seconds(10)) } == [true, true, true, false])
+    }
+}
+
+@Suite("Caller tokens")
+struct CallerTokenTests {
+    static let file = """
+        billing: billing-token-0123456789
+        marketing:
+          token: marketing-token-abcdefghij
+          channels: [brandmessage, alimtalk]
+        smsonly:
+          token: smsonly-token-abcdefghijk
+          prefixes: ["/sms/v2/services/ncp:sms:kr:1:billing/"]
+        """
+
+    static func configure(_ configuration: inout GatewayConfiguration) {
+        configuration.callerTokens = try? CallerTokens(yaml: Self.file, source: "test")
+    }
+
+    @Test("with tokens configured, a request without a valid one is 401 and never reaches SENS")
+    func unauthorized() async throws {
+        try await TestGateway.run(configure: Self.configure) { gw in
+            for headers in [[], [("Authorization", "Bearer wrong-token-0123456789")], [("X-Sensgate-Token", "billing-token-012345678")],
+                            [("Authorization", "Basic billing-token-0123456789")]] {
+                let response = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: headers)
+                #expect(response.status == 401)
+                #expect(try response.error().code == "unauthorized")
+                let passthrough = try await gw.send("GET", "/sms/v2/services/s/messages/sms-delivered-0001", headers: headers)
+                #expect(passthrough.status == 401)
+            }
+            #expect(gw.mock.receivedRequests.isEmpty)
+            #expect(try await gw.send("GET", "/healthz").status == 200)
+        }
+    }
+
+    @Test("a valid token lets the caller in, named in logs and metrics, and the token is not forwarded")
+    func authorized() async throws {
+        try await TestGateway.run(configure: Self.configure) { gw in
+            let bearer = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: [("Authorization", "Bearer billing-token-0123456789")])
+            #expect(bearer.status == 200)
+            let header = try await gw.send("GET", "/sms/v2/services/s/messages/sms-delivered-0001", headers: [("X-Sensgate-Token", "billing-token-0123456789")])
+            #expect(header.status == 200)
+            let forwarded = try #require(gw.mock.receivedRequests.last)
+            #expect(forwarded.header("x-sensgate-token") == nil)
+            #expect(forwarded.header("authorization") == nil)
+            #expect(gw.logs.all.contains { $0.contains(#""caller":"billing""#) })
+            #expect(!gw.logs.all.contains { $0.contains("billing-token-0123456789") })
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(metrics.contains(#"caller="billing""#))
+        }
+    }
+
+    @Test("a caller limited to channels or prefixes gets 401 elsewhere, batch items included")
+    func restricted() async throws {
+        try await TestGateway.run(configure: Self.configure) { gw in
+            let marketing = [("Authorization", "Bearer marketing-token-abcdefghij")]
+            #expect(try await gw.send("GET", "/v1/results/brandmessage/bm-pending", headers: marketing).status == 200)
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: marketing).status == 401)
+            #expect(try await gw.send("GET", "/sms/v2/services/s/messages/x", headers: marketing).status == 401)
+            let batch = try await gw.send("POST", "/v1/results:batch", headers: marketing,
+                                          body: #"{"lookups":[{"channel":"sms","messageId":"a"},{"channel":"alimtalk","messageId":"at-delivered"}]}"#)
+            let results = try #require(try batch.json()["results"] as? [[String: Any]])
+            #expect((results[0]["error"] as? [String: Any])?["code"] as? String == "unauthorized")
+            #expect(results[1]["class"] as? String == "success")
+
+            let smsOnly = [("Authorization", "Bearer smsonly-token-abcdefghijk")]
+            #expect(try await gw.send("GET", "/sms/v2/services/ncp:sms:kr:1:billing/messages/sms-delivered-0001", headers: smsOnly).status == 200)
+            #expect(try await gw.send("GET", "/sms/v2/services/ncp:sms:kr:2:other/messages/sms-delivered-0001", headers: smsOnly).status == 401)
+        }
+    }
+
+    @Test("a tokens file that changes is picked up without a restart; a broken one keeps the old tokens")
+    func reloadOnChange() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sensgate-tokens-\(UUID().uuidString).yaml").path
+        try "svc: first-token-0123456789ab\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await TestGateway.run(configure: {
+            $0.callerTokensFile = path
+            $0.callerTokens = try? CallerTokens(yaml: "svc: first-token-0123456789ab\n", source: path)
+        }) { gw in
+            let first = [("Authorization", "Bearer first-token-0123456789ab")]
+            let second = [("Authorization", "Bearer second-token-0123456789a")]
+            #expect(try await gw.send("GET", "/healthz").status == 200)
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: first).status == 200)
+            try "svc: second-token-0123456789a\nother: third-token-0123456789ab\n".write(toFile: path, atomically: true, encoding: .utf8)
+            var switched = false
+            for _ in 0..<50 where !switched {
+                try await Task.sleep(for: .milliseconds(100))
+                switched = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: second).status == 200
+            }
+            #expect(switched)
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: first).status == 401)
+            try "svc: [broken\n".write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigurationError.self) { try gw.gateway.reload() }
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: second).status == 200)
+        }
+    }
+
+    @Test("bad token files are refused with a clear reason that never shows a token", arguments: [
+        "svc: short", "svc: [a, b]", "\"bad name\": token-0123456789abcdef", "a: same-token-0123456789\nb: same-token-0123456789",
+        "svc:\n  token: token-0123456789abcdef\n  channels: [fax]", "svc:\n  token: token-0123456789abcdef\n  prefixes: [/admin/]",
+        "svc:\n  channels: [sms]", "- a", "",
+    ])
+    func badFiles(_ text: String) {
+        #expect {
+            _ = try CallerTokens(yaml: text, source: "tokens.yaml")
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains("tokens.yaml") && !message.contains("0123456789")
+        }
+    }
+}
+
+@Suite("Hostile input")
+struct HostileInputTests {
+    @Test("oversized or malformed heads are refused and the gateway keeps serving", arguments: [
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Evil: a\rInjected: b\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Evil: a\nInjected: b\r\nConnection: close\r\n\r\n",
+        "GET /sms/v2/a\u{00}b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "NOT HTTP AT ALL\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nContent-Length: -5\r\nConnection: close\r\n\r\n",
+    ])
+    func malformedHead(_ request: String) async throws {
+        try await TestGateway.run { gw in
+            let response = try? await RawHTTP.exchange(port: gw.port, request, timeout: .seconds(5))
+            if let response { #expect((400...499).contains(response.status), "\(response.status)") }
+            #expect(gw.mock.receivedRequests.isEmpty)
+            let health = try await gw.send("GET", "/healthz")
+            #expect(health.status == 200)
+        }
+    }
+
+    @Test("a client too slow to send its head or body is cut off")
+    func slowClient() async throws {
+        try await TestGateway.run(configure: { $0.clientTimeout = .milliseconds(400) }) { gw in
+            let head = try await RawHTTP.timeUntilClosed(port: gw.port, sending: "GET /healthz HTTP/1.1\r\nHost:", limit: .seconds(5))
+            #expect(head != nil && head! < .seconds(3))
+            let silent = try await RawHTTP.timeUntilClosed(port: gw.port, sending: "", limit: .seconds(5))
+            #expect(silent != nil)
+            let body = try await RawHTTP.timeUntilClosed(
+                port: gw.port, sending: "POST /sms/v2/services/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":", limit: .seconds(5))
+            #expect(body != nil)
+            #expect(gw.mock.receivedRequests.isEmpty)
+            #expect(try await gw.send("GET", "/healthz").status == 200)
+        }
+    }
+
+    @Test("many connections at once are served; beyond max-connections they are closed")
+    func manyConnections() async throws {
+        try await TestGateway.run { gw in
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        try await RawHTTP.exchange(port: gw.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.count == 200 && statuses.allSatisfy { $0 == 200 })
+        }
+        try await TestGateway.run(configure: { $0.maxConnections = 2 }) { gw in
+            let idle1 = Task { try await RawHTTP.timeUntilClosed(port: gw.port, sending: "", limit: .seconds(2)) }
+            let idle2 = Task { try await RawHTTP.timeUntilClosed(port: gw.port, sending: "", limit: .seconds(2)) }
+            try await Task.sleep(for: .milliseconds(200))
+            let third = try await RawHTTP.timeUntilClosed(port: gw.port, sending: "", limit: .seconds(1))
+            #expect(third != nil && third! < .milliseconds(900))
+            _ = try await idle1.value
+            _ = try await idle2.value
+        }
+    }
+}
