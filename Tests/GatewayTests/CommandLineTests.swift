@@ -86,13 +86,24 @@ struct CommandLineTests {
         }
         try #require(up, "sensgate serve did not start")
 
-        async let slow = RawHTTP.exchange(
-            port: port, "GET /sms/v2/services/s/messages/fault-delay-1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(300))
+        // Under load: 40 requests in flight, each answered by the mock after a second.
+        let inFlight = Task {
+            try await withThrowingTaskGroup(of: TestResponse.self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        try await RawHTTP.exchange(
+                            port: port, "GET /sms/v2/services/s/messages/fault-delay-1000?n=\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    }
+                }
+                return try await group.reduce(into: [TestResponse]()) { $0.append($1) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(400))
         kill(process.processIdentifier, SIGTERM)
-        let response = try await slow
-        #expect(response.status == 404)  // the mock's answer for an unknown id, after the delay: it was not cut off
-        #expect(response.text.contains("Not Found"))
+        let responses = try await inFlight.value
+        #expect(responses.count == 40)
+        // The mock's answer for an unknown id, after the delay: none was cut off.
+        #expect(responses.allSatisfy { $0.status == 404 && $0.text.contains("Not Found") })
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!process.isRunning)
         #expect(process.terminationStatus == 0)

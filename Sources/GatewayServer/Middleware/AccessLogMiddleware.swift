@@ -21,7 +21,7 @@ struct AccessLogMiddleware: RouterMiddleware {
             route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, caller: caller, duration: elapsed)
         if self.logger.logLevel <= .info {
             var metadata: Logger.Metadata = [
-                "requestId": .string(record.requestID),
+                "requestId": .string(record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID),
                 "caller": .string(caller),
                 "method": .string(request.method.rawValue),
                 "route": .string(route),

@@ -12,6 +12,7 @@ struct RequestIDMiddleware: RouterMiddleware {
         let id: String
         if let given = request.headers[Self.headerName], Self.isAcceptable(given) {
             id = given
+            context.record.requestIDFromCaller = true
         } else {
             id = Self.generate()
         }

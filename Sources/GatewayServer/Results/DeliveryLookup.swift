@@ -43,7 +43,7 @@ struct DeliveryLookup: Sendable {
         let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
         let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
         guard let result = results.first else {
-            throw GatewayError(.notFound, "SENS returned no message \(messageId)", upstreamStatus: context.record.upstreamStatus)
+            throw GatewayError(.notFound, "SENS returned no such message", upstreamStatus: context.record.upstreamStatus)
         }
         self.count(result, record: context.record)
         var json = JSONWriter(capacity: 1024 + (raw?.count ?? 0))

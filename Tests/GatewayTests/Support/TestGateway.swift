@@ -60,7 +60,7 @@ struct TestGateway: Sendable {
         configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
         configure(&configuration)
         let logs = LogCapture()
-        let logger = logs.logger()
+        let logger = logs.logger(level: .trace)
         let gateway = try Gateway(configuration: configuration, logger: logger)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.makeApplication { port in portContinuation.yield(port) }

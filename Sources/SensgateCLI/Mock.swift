@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import GatewayServer
+import SENSMock
+import Signing
+import UnixSignals
+
+/// `sensgate mock`: the local SENS-compatible upstream on its own, for soak tests, benchmarks and trying things by hand.
+struct Mock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the local SENS-compatible upstream (signature-verifying, with fixtures and faults) on loopback.",
+        discussion: """
+            It accepts the key pair in NCP_ACCESS_KEY and NCP_SECRET_KEY (or --secret-key-file), serves the fixtures \
+            of `sensgate demo`, and fails on purpose for message ids like fault-status-503, fault-delay-2000, fault-reset.
+            """
+    )
+
+    @Option(help: "host:port to listen on.")
+    var listen = "127.0.0.1:9080"
+    @Option(name: .customLong("secret-key-file"), help: "File holding the secret key (else NCP_SECRET_KEY).")
+    var secretKeyFile: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let accessKey = environment["NCP_ACCESS_KEY"], !accessKey.isEmpty else {
+            Console.error("the mock needs NCP_ACCESS_KEY (the access key it accepts)")
+            throw ExitCode(2)
+        }
+        var secret = environment["NCP_SECRET_KEY"] ?? ""
+        if let path = self.secretKeyFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                Console.error("cannot read the secret key file \(path)")
+                throw ExitCode(2)
+            }
+            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard !secret.isEmpty else {
+            Console.error("the mock needs NCP_SECRET_KEY or --secret-key-file")
+            throw ExitCode(2)
+        }
+        let host: String
+        let port: Int
+        do {
+            (host, port) = try ConfigurationLoader.parseListen(self.listen)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(secret))
+        let bound = try await mock.start(host: host, port: port)
+        Console.out("sensgate mock: SENS-compatible upstream on http://\(host):\(bound) (Ctrl-C to stop)")
+        // Serve until SIGINT or SIGTERM.
+        for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { break }
+        await mock.stop()
+    }
+}

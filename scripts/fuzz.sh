@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses (swiftc -sanitize=fuzzer,address) and runs each for a fixed number of inputs.
+#   scripts/fuzz.sh [runs]    default 200000; CI runs a short one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-200000}"
+out=.build/fuzz
+mkdir -p "$out/work-normalizer" "$out/work-target"
+export PATH="/opt/swift/usr/bin:$PATH"
+
+# SwiftPM embeds codes.csv as PackageResources.codes_csv; a plain swiftc build needs the same declaration.
+{
+  printf 'enum PackageResources {\n    static let codes_csv: [UInt8] = Array(#"""\n'
+  cat Sources/DeliveryResults/codes.csv
+  printf '"""#.utf8)\n}\n'
+} > "$out/PackageResources.swift"
+
+flags=(-O -parse-as-library -sanitize=fuzzer,address -swift-version 6)
+swiftc "${flags[@]}" Sources/DeliveryResults/*.swift "$out/PackageResources.swift" Fuzz/NormalizerFuzz.swift -o "$out/normalizer"
+swiftc "${flags[@]}" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift -o "$out/request-target"
+
+# Each run starts from the committed seed corpus; new inputs go to a scratch copy.
+cp -n Fuzz/corpus/normalizer/* "$out/work-normalizer/" 2>/dev/null || true
+cp -n Fuzz/corpus/target/* "$out/work-target/" 2>/dev/null || true
+"$out/normalizer" -runs="$runs" -max_len=65536 -timeout=10 -print_final_stats=1 "$out/work-normalizer"
+"$out/request-target" -runs="$runs" -max_len=8192 -timeout=10 -dict=Fuzz/target.dict -print_final_stats=1 "$out/work-target"
+echo "fuzz: $runs inputs each through the normalizers and the request-target validator, no failures"
