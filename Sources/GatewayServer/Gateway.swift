@@ -114,7 +114,9 @@ public struct Gateway: Sendable {
             }
         }
 
-        let lookup = DeliveryLookup(upstream: signed, configuration: self.configuration, normalizer: Normalizer(), metrics: self.metrics)
+        let lookup = DeliveryLookup(
+            upstream: signed, configuration: self.configuration, normalizer: Normalizer(), metrics: self.metrics,
+            cache: ResultCache(capacity: self.configuration.cacheSize, ttl: self.configuration.cacheTTL))
         router.get("/v1/results/{channel}/{messageId}") { request, context in try await lookup.one(request, context: context) }
         router.get("/v1/results/{channel}") { request, context in try await lookup.list(request, context: context) }
         router.post("/v1/results:batch") { request, context in try await lookup.batch(request, context: context) }

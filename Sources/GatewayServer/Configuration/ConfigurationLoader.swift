@@ -37,6 +37,8 @@ public enum ConfigurationLoader {
         Setting(key: "caller-tokens-file", environment: "SENSGATE_CALLER_TOKENS_FILE", defaultValue: nil),
         Setting(key: "client-timeout", environment: "SENSGATE_CLIENT_TIMEOUT", defaultValue: "10"),
         Setting(key: "max-connections", environment: "SENSGATE_MAX_CONNECTIONS", defaultValue: "10000"),
+        Setting(key: "cache-size", environment: "SENSGATE_CACHE_SIZE", defaultValue: "10000"),
+        Setting(key: "cache-ttl", environment: "SENSGATE_CACHE_TTL", defaultValue: "300"),
     ]
 
     /// Every key a YAML file may hold.
@@ -149,6 +151,11 @@ public enum ConfigurationLoader {
         }
         configuration.clientTimeout = try Self.seconds(value("client-timeout"), key: "client-timeout")
         configuration.maxConnections = try Self.count(value("max-connections"), key: "max-connections", in: 1...1_000_000)
+        configuration.cacheSize = try Self.count(value("cache-size"), key: "cache-size", in: 0...10_000_000)
+        guard let ttl = Double(value("cache-ttl") ?? ""), ttl >= 0, ttl <= 86_400 else {
+            throw ConfigurationError("cache-ttl \"\(value("cache-ttl") ?? "")\" must be seconds from 0 (no cache) to 86400")
+        }
+        configuration.cacheTTL = .milliseconds(Int64((ttl * 1000).rounded()))
         let level = value("log-level") ?? "info"
         guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw ConfigurationError("log-level \"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")

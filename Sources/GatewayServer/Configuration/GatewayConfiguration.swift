@@ -27,6 +27,8 @@ public import Signing
 /// - `caller-tokens-file` / `SENSGATE_CALLER_TOKENS_FILE`: callers and their tokens; none means no caller auth.
 /// - `client-timeout` / `SENSGATE_CLIENT_TIMEOUT`: seconds a client has to send a request's head, and its body.
 /// - `max-connections` / `SENSGATE_MAX_CONNECTIONS`: client connections at once, default 10000.
+/// - `cache-size`, `cache-ttl` / `SENSGATE_CACHE_SIZE`, `SENSGATE_CACHE_TTL`: completed results kept (default 10000)
+///   and for how many seconds (default 300; 0 turns the cache off).
 public struct GatewayConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
@@ -56,6 +58,9 @@ public struct GatewayConfiguration: Sendable {
     public var callerTokens: CallerTokens?
     public var clientTimeout: Duration
     public var maxConnections: Int
+    public var cacheSize: Int
+    /// How long a completed result is served from the cache; zero turns the cache off.
+    public var cacheTTL: Duration
 
     /// Creates a configuration with the spec's defaults for everything but the key pair.
     public init(
@@ -89,6 +94,8 @@ public struct GatewayConfiguration: Sendable {
         self.callerTokens = nil
         self.clientTimeout = .seconds(10)
         self.maxConnections = 10_000
+        self.cacheSize = 10_000
+        self.cacheTTL = .seconds(300)
     }
 
     /// The default service ID configured for a channel (`sms`, `brandmessage`, `alimtalk`).

@@ -13,6 +13,8 @@ struct DeliveryLookup: Sendable {
     let configuration: GatewayConfiguration
     let normalizer: Normalizer
     let metrics: GatewayMetrics
+    let cache: ResultCache
+    let coalescer = Coalescer<ResultCache.Key, Result<ResultCache.Entry, GatewayError>>()
 
     /// What to look up: one message, or every message of one request.
     struct Lookup: Sendable {
@@ -41,14 +43,12 @@ struct DeliveryLookup: Sendable {
         let channel = try Self.channel(context.parameters.get("channel"))
         let messageId = try Self.identifier(context.parameters.get("messageId"), name: "messageId")
         let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
-        let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
-        guard let result = results.first else {
-            throw GatewayError(.notFound, "SENS returned no such message", upstreamStatus: context.record.upstreamStatus)
-        }
-        self.count(result, record: context.record)
-        var json = JSONWriter(capacity: 1024 + (raw?.count ?? 0))
-        result.write(into: &json, raw: Self.includeRaw(request) ? raw : nil)
-        return Self.response(json)
+        let entry = try await self.message(lookup, requestID: context.requestID, record: context.record).get()
+        self.count(entry.result, record: context.record)
+        guard Self.includeRaw(request) else { return Self.response(entry.json) }
+        var json = JSONWriter(capacity: entry.json.count + entry.raw.count + 16)
+        entry.result.write(into: &json, raw: entry.raw)
+        return Self.response(json.bytes)
     }
 
     /// `GET /v1/results/{channel}?requestId=…[&serviceId=…][&include=raw]`
@@ -78,7 +78,7 @@ struct DeliveryLookup: Sendable {
         }
         json.endObject()
         context.record.resultClass = best?.rawValue
-        return Self.response(json)
+        return Self.response(json.bytes)
     }
 
     /// `POST /v1/results:batch` with `{"lookups":[{"channel","messageId","serviceId"?}]}`: every lookup at once, answered
@@ -109,7 +109,7 @@ struct DeliveryLookup: Sendable {
             return lookup
         }
         let requestID = context.requestID
-        let outcomes = await withTaskGroup(of: (Int, Result<(DeliveryResult, [UInt8]?), GatewayError>).self) { group in
+        let outcomes = await withTaskGroup(of: (Int, Result<ResultCache.Entry, GatewayError>).self) { group in
             for (index, lookup) in lookups.enumerated() {
                 group.addTask {
                     switch lookup {
@@ -117,22 +117,11 @@ struct DeliveryLookup: Sendable {
                         return (index, .failure(error))
                     case .success(let lookup):
                         // Each lookup notes its own upstream status; the request's record is not shared across tasks.
-                        let record = RequestRecord()
-                        do {
-                            let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
-                            guard let result = results.first else {
-                                return (index, .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus)))
-                            }
-                            return (index, .success((result, raw)))
-                        } catch let error as GatewayError {
-                            return (index, .failure(error))
-                        } catch {
-                            return (index, .failure(GatewayError(.internalError, "internal error")))
-                        }
+                        return (index, await self.message(lookup, requestID: requestID, record: RequestRecord()))
                     }
                 }
             }
-            var ordered = [Result<(DeliveryResult, [UInt8]?), GatewayError>?](repeating: nil, count: lookups.count)
+            var ordered = [Result<ResultCache.Entry, GatewayError>?](repeating: nil, count: lookups.count)
             for await (index, outcome) in group { ordered[index] = outcome }
             return ordered
         }
@@ -143,9 +132,13 @@ struct DeliveryLookup: Sendable {
         json.beginArray()
         for outcome in outcomes {
             switch outcome {
-            case .success(let (result, raw))?:
-                self.count(result, record: nil)
-                result.write(into: &json, raw: includeRaw ? raw : nil)
+            case .success(let entry)?:
+                self.count(entry.result, record: nil)
+                if includeRaw {
+                    entry.result.write(into: &json, raw: entry.raw)
+                } else {
+                    json.raw(entry.json)
+                }
             case .failure(let error)?:
                 error.write(into: &json, requestID: requestID)
             case nil:
@@ -154,10 +147,37 @@ struct DeliveryLookup: Sendable {
         }
         json.endArray()
         json.endObject()
-        return Self.response(json)
+        return Self.response(json.bytes)
     }
 
     // MARK: Upstream
+
+    /// One message's result: from the cache, from a lookup already in flight for the same message, or from SENS.
+    func message(_ lookup: Lookup, requestID: String, record: RequestRecord) async -> Result<ResultCache.Entry, GatewayError> {
+        guard case .message(let messageId) = lookup.key else { return .failure(GatewayError(.internalError, "not a message lookup")) }
+        let key = ResultCache.Key(channel: lookup.channel, serviceId: lookup.serviceId, messageId: messageId)
+        if let hit = self.cache.get(key) {
+            self.metrics.recordCache(outcome: "hit")
+            return .success(hit)
+        }
+        let (outcome, shared) = await self.coalescer.run(key) { () async -> Result<ResultCache.Entry, GatewayError> in
+            do throws(GatewayError) {
+                let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
+                guard let result = results.first else {
+                    return .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus))
+                }
+                var json = JSONWriter(capacity: 1024)
+                result.write(into: &json)
+                let entry = ResultCache.Entry(result: result, raw: raw ?? [], json: json.bytes)
+                self.cache.put(key, result: result, raw: entry.raw, json: entry.json)
+                return .success(entry)
+            } catch {
+                return .failure(error)
+            }
+        }
+        self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
+        return outcome
+    }
 
     /// Looks results up in SENS and normalizes them.
     /// - Returns: The results and SENS's body (for `include=raw`).
@@ -254,9 +274,9 @@ struct DeliveryLookup: Sendable {
         record?.resultClass = result.resultClass.rawValue
     }
 
-    static func response(_ json: JSONWriter) -> Response {
+    static func response(_ bytes: [UInt8]) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

@@ -62,6 +62,12 @@ public struct GatewayMetrics: Sendable {
         Counter(label: "sensgate_upstream_refused_total", dimensions: [("reason", reason)], factory: self.factory).increment()
     }
 
+    /// One single-message lookup: served from the cache (`hit`), shared with an identical one in flight
+    /// (`coalesced`), or sent to SENS (`miss`).
+    func recordCache(outcome: String) {
+        Counter(label: "sensgate_result_cache_total", dimensions: [("outcome", outcome)], factory: self.factory).increment()
+    }
+
     /// The circuit breaker opened.
     func recordBreakerOpened() {
         Counter(label: "sensgate_circuit_breaker_opened_total", factory: self.factory).increment()

@@ -58,6 +58,8 @@ struct TestGateway: Sendable {
         configuration.smsServiceID = Fixtures.smsServiceID
         configuration.brandMessageServiceID = Fixtures.brandMessageServiceID
         configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
+        // Tests count upstream calls; the cache is on only where a test asks for it.
+        configuration.cacheTTL = .zero
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(level: .trace)

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, loopback only: nginx proxy_pass (upstream keep-alive) vs a release build of sensgate,
+# both in front of the same nginx upstream that serves the seed SMS and Brand Message JSON on the SENS paths (so the
+# upstream is never the bottleneck). wrk drives each in turn with the same connections and duration.
+#   scripts/bench.sh [seconds] [connections]      default 10 s, 64 connections
+# Prints requests/s, p50/p99, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10}"
+connections="${2:-64}"
+export PATH="/opt/swift/usr/bin:$PATH"
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if ((${#need[@]})); then sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+swift build -c release --product sensgate 2>&1 | grep -E 'error|Compiling|Build complete' | tail -1
+bin="$(swift build -c release --show-bin-path)/sensgate"
+
+work=$(mktemp -d /tmp/sensgate-bench.XXXX)
+base=$((30000 + RANDOM % 10000))
+up=$base; proxy=$((base + 1)); gw=$((base + 2))
+sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
+sms_msg="f574d3f0-****-****-****-daa31f50eaf5"; bm_msg="bc87c708-****-****-****-57b56c506309"
+python3 - "$work" <<'PY'
+import sys, re
+work = sys.argv[1]
+def example(path, end):
+    text = open(path).read()
+    part = text[text.index('Response example'):]
+    part = part[:part.index(end)]
+    return part[part.index('{'):part.rindex('}') + 1]
+import json
+for name, path in [('sms', '../shared/seeds/000_2f5628a966089cec.txt'), ('bm', '../shared/seeds/004_7a671ef196cad4df.txt')]:
+    try:
+        body = example(path, 'Reception result code')
+    except (OSError, ValueError):
+        body = None
+    if body is None:
+        sys.exit("seed documents not found beside the repository (../shared/seeds)")
+    open(f"{work}/{name}.json", "w").write(json.dumps(json.loads(body), ensure_ascii=False))
+PY
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream sens { server 127.0.0.1:$up; keepalive 128; }
+    server {
+        listen 127.0.0.1:$up;
+        location /sms/v2/ { default_type application/json; alias $work/sms.json; }
+        location /brandmessage/v2/ { default_type application/json; alias $work/bm.json; }
+    }
+    server {
+        listen 127.0.0.1:$proxy;
+        location / {
+            proxy_pass http://sens;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+NGINX
+# alias needs a file per location: every path under the prefix answers with the seed JSON.
+sed -i "s|alias $work/sms.json;|try_files /sms.json =404; root $work;|; s|alias $work/bm.json;|try_files /bm.json =404; root $work;|" "$work/nginx.conf"
+"$NGINX" -c "$work/nginx.conf" -e "$work/error.log"
+export NCP_ACCESS_KEY=BENCHACCESSKEY NCP_SECRET_KEY=bench-secret
+SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$up" \
+  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>"$work/sensgate.err" &
+gw_pid=$!
+cleanup() { kill "$gw_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
+idle=$(rss)
+
+# Sanity: every target answers 200 before it is measured.
+sms_path="/sms/v2/services/$sms_id/messages/$sms_msg"
+for url in "http://127.0.0.1:$up$sms_path" "http://127.0.0.1:$proxy$sms_path" "http://127.0.0.1:$gw$sms_path" \
+           "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url"); [ "$code" = 200 ] || { echo "bench: $url answered $code"; exit 1; }
+done
+
+run() {  # name url → "rps p50 p99"
+  wrk -t1 -c"$connections" -d"${duration}s" --latency "$2" > "$work/$1.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt"); p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
+  if grep -qE 'Non-2xx|Socket errors' "$work/$1.txt"; then echo "bench: errors in $1:"; grep -E 'Non-2xx|Socket errors' "$work/$1.txt"; fi
+  printf '%-34s %12s %10s %10s\n' "$1" "$rps" "$p50" "$p99"
+  eval "rps_$3=$rps"
+}
+printf '%-34s %12s %10s %10s\n' "target ($connections connections, ${duration}s)" "requests/s" "p50" "p99"
+run "upstream direct (nginx static)" "http://127.0.0.1:$up$sms_path" direct
+run "nginx proxy_pass" "http://127.0.0.1:$proxy$sms_path" nginx
+run "sensgate passthrough" "http://127.0.0.1:$gw$sms_path" pass
+run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms
+run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm
+after=$(rss)
+echo
+echo "sensgate RSS: idle ${idle} kB, after load ${after} kB"
+awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v n="$rps_nginx" 'BEGIN {
+  printf "ratio passthrough / nginx:        %.2f\n", p / n
+  printf "ratio /v1 sms / nginx:           %.2f\n", s / n
+  printf "ratio /v1 brandmessage / nginx:  %.2f\n", b / n }'
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
