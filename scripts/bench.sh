@@ -14,10 +14,11 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if ((${#need[@]})); then sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-swift build -c release --product sensgate 2>&1 | grep -E 'error|Compiling|Build complete' | tail -1
+swift build -c release --product sensgate > /tmp/sensgate-bench-build.log 2>&1 || { cat /tmp/sensgate-bench-build.log; exit 1; }
 bin="$(swift build -c release --show-bin-path)/sensgate"
 
 work=$(mktemp -d /tmp/sensgate-bench.XXXX)
+chmod 755 "$work"  # nginx's workers run as an unprivileged user
 base=$((30000 + RANDOM % 10000))
 up=$base; proxy=$((base + 1)); gw=$((base + 2))
 sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
@@ -41,7 +42,7 @@ for name, path in [('sms', '../shared/seeds/000_2f5628a966089cec.txt'), ('bm', '
     open(f"{work}/{name}.json", "w").write(json.dumps(json.loads(body), ensure_ascii=False))
 PY
 cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes auto;
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 4096; }
@@ -51,8 +52,10 @@ http {
     upstream sens { server 127.0.0.1:$up; keepalive 128; }
     server {
         listen 127.0.0.1:$up;
-        location /sms/v2/ { default_type application/json; alias $work/sms.json; }
-        location /brandmessage/v2/ { default_type application/json; alias $work/bm.json; }
+        root $work;
+        # Every path under a prefix answers with that channel's seed JSON.
+        location /sms/v2/ { default_type application/json; try_files /sms.json =404; }
+        location /brandmessage/v2/ { default_type application/json; try_files /bm.json =404; }
     }
     server {
         listen 127.0.0.1:$proxy;
@@ -64,8 +67,6 @@ http {
     }
 }
 NGINX
-# alias needs a file per location: every path under the prefix answers with the seed JSON.
-sed -i "s|alias $work/sms.json;|try_files /sms.json =404; root $work;|; s|alias $work/bm.json;|try_files /bm.json =404; root $work;|" "$work/nginx.conf"
 "$NGINX" -c "$work/nginx.conf" -e "$work/error.log"
 export NCP_ACCESS_KEY=BENCHACCESSKEY NCP_SECRET_KEY=bench-secret
 SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$up" \
@@ -84,12 +85,12 @@ for url in "http://127.0.0.1:$up$sms_path" "http://127.0.0.1:$proxy$sms_path" "h
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url"); [ "$code" = 200 ] || { echo "bench: $url answered $code"; exit 1; }
 done
 
-run() {  # name url → "rps p50 p99"
-  wrk -t1 -c"$connections" -d"${duration}s" --latency "$2" > "$work/$1.txt"
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt"); p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
-  if grep -qE 'Non-2xx|Socket errors' "$work/$1.txt"; then echo "bench: errors in $1:"; grep -E 'Non-2xx|Socket errors' "$work/$1.txt"; fi
+run() {  # label url tag → prints "label rps p50 p99", sets rps_<tag>
+  local out="$work/$3.txt" rps p50 p99
+  wrk -t1 -c"$connections" -d"${duration}s" --latency "$2" > "$out"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+  p50=$(awk '$1=="50%" {print $2}' "$out"); p99=$(awk '$1=="99%" {print $2}' "$out")
+  if grep -qE 'Non-2xx|Socket errors' "$out"; then echo "bench: errors in $1:"; grep -E 'Non-2xx|Socket errors' "$out"; fi
   printf '%-34s %12s %10s %10s\n' "$1" "$rps" "$p50" "$p99"
   eval "rps_$3=$rps"
 }

@@ -9,7 +9,7 @@ duration="${1:-60}"
 connections="${2:-64}"
 export PATH="/opt/swift/usr/bin:$PATH"
 command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product sensgate >/dev/null
+swift build -c release --product sensgate > /tmp/sensgate-soak-build.log 2>&1 || { cat /tmp/sensgate-soak-build.log; exit 1; }
 bin="$(swift build -c release --show-bin-path)/sensgate"
 
 export NCP_ACCESS_KEY=SOAKACCESSKEY
