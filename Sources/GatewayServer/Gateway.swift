@@ -21,6 +21,8 @@ public struct Gateway: Sendable {
     let credentials: CredentialStore
     let callers: CallerStore
     let limits: UpstreamGuard
+    let signed: SignedUpstream
+    let results: DeliveryLookup
     let logger: Logger
 
     /// Creates a gateway; nothing listens until ``makeApplication(onServerRunning:)`` runs.
@@ -50,6 +52,31 @@ public struct Gateway: Sendable {
         self.limits = UpstreamGuard(
             rate: configuration.upstreamRate, burst: configuration.upstreamBurst, maxInFlight: configuration.upstreamMaxInFlight,
             breakerThreshold: configuration.breakerThreshold, breakerCooldown: configuration.breakerCooldown)
+        self.signed = SignedUpstream(
+            client: self.upstream, credentials: self.credentials, metrics: self.metrics, policy: configuration.retryPolicy,
+            limits: self.limits, timeout: configuration.upstreamTimeout)
+        self.results = DeliveryLookup(
+            upstream: self.signed, configuration: configuration, normalizer: Normalizer(), metrics: self.metrics,
+            cache: ResultCache(capacity: configuration.cacheSize, ttl: configuration.cacheTTL))
+    }
+
+    /// Looks one message's delivery result up in SENS, exactly as `GET /v1/results/{channel}/{messageId}` does, without
+    /// serving HTTP (for `sensgate lookup`).
+    /// - Returns: The unified JSON (with SENS's own under `raw` when asked), or the error envelope.
+    public func lookup(channel: String, messageId: String, serviceId: String?, includeRaw: Bool) async -> Result<[UInt8], GatewayError> {
+        do throws(GatewayError) {
+            let channel = try DeliveryLookup.channel(channel)
+            let lookup = DeliveryLookup.Lookup(
+                channel: channel, key: .message(try DeliveryLookup.identifier(messageId, name: "messageId")),
+                serviceId: try self.results.serviceId(given: serviceId, channel: channel))
+            let entry = try await self.results.message(lookup, requestID: RequestIDMiddleware.generate(), record: RequestRecord()).get()
+            guard includeRaw else { return .success(entry.json) }
+            var json = JSONWriter(capacity: entry.json.count + entry.raw.count + 16)
+            entry.result.write(into: &json, raw: entry.raw)
+            return .success(json.bytes)
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Re-reads the secret key file and the caller tokens file, where configured: key rotation and caller changes
@@ -101,10 +128,7 @@ public struct Gateway: Sendable {
         router.add(middleware: RequestTargetMiddleware())
         router.add(middleware: CallerAuthMiddleware(store: self.callers))
 
-        let signed = SignedUpstream(
-            client: self.upstream, credentials: self.credentials, metrics: self.metrics, policy: self.configuration.retryPolicy,
-            limits: self.limits, timeout: self.configuration.upstreamTimeout)
-        let passthrough = Passthrough(upstream: signed, maxBodyBytes: self.configuration.maxBodyBytes)
+        let passthrough = Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes)
         let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
         for prefix in RequestTarget.passthroughPrefixes {
             for method in methods {
@@ -114,9 +138,7 @@ public struct Gateway: Sendable {
             }
         }
 
-        let lookup = DeliveryLookup(
-            upstream: signed, configuration: self.configuration, normalizer: Normalizer(), metrics: self.metrics,
-            cache: ResultCache(capacity: self.configuration.cacheSize, ttl: self.configuration.cacheTTL))
+        let lookup = self.results
         router.get("/v1/results/{channel}/{messageId}") { request, context in try await lookup.one(request, context: context) }
         router.get("/v1/results/{channel}") { request, context in try await lookup.list(request, context: context) }
         router.post("/v1/results:batch") { request, context in try await lookup.batch(request, context: context) }

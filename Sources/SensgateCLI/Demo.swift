@@ -207,46 +207,7 @@ struct DemoTour {
         guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else {
             return String(decoding: bytes, as: UTF8.self)
         }
-        var out: [UInt8] = []
-        var depth = 0
-        var inString = false
-        var escaped = false
-        func newline() {
-            out.append(UInt8(ascii: "\n"))
-            out += Array(repeating: UInt8(ascii: " "), count: depth * 2)
-        }
-        for (index, byte) in bytes.enumerated() {
-            if inString {
-                out.append(byte)
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""):
-                inString = true
-                out.append(byte)
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                out.append(byte)
-                depth += 1
-                // Keep empty containers on one line.
-                let next = bytes[(index + 1)...].first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
-                if next != UInt8(ascii: "}") && next != UInt8(ascii: "]") { newline() }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
-                if let last = out.last, last != UInt8(ascii: "{") && last != UInt8(ascii: "[") { newline() }
-                out.append(byte)
-            case UInt8(ascii: ","):
-                out.append(byte)
-                newline()
-            case UInt8(ascii: ":"):
-                out += [UInt8(ascii: ":"), UInt8(ascii: " ")]
-            case 0x20, 0x0A, 0x0D, 0x09:
-                continue
-            default:
-                out.append(byte)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return JSONPretty.format(bytes)
     }
 
     static func indent(_ text: String) -> String {

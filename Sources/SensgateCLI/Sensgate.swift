@@ -10,7 +10,7 @@ struct Sensgate: AsyncParsableCommand {
         commandName: "sensgate",
         abstract: "A signing, normalizing gateway in front of Naver Cloud SENS.",
         version: sensgateVersion,
-        subcommands: [Serve.self, Demo.self, Mock.self, Codes.self, Explain.self]
+        subcommands: [Serve.self, Demo.self, Mock.self, Lookup.self, Sign.self, Explain.self, Codes.self]
     )
 
     /// Parses and runs a subcommand; a usage error (unknown flag, missing value) is a bad setting: one line, exit 2.

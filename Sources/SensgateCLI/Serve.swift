@@ -16,49 +16,12 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "host:port to listen on (SENSGATE_LISTEN; default 127.0.0.1:8080).")
-    var listen: String?
-    @Option(help: "SENS base URL (SENSGATE_UPSTREAM; default https://sens.apigw.ntruss.com).")
-    var upstream: String?
-    @Option(help: "YAML file with any of the settings (SENSGATE_CONFIG).")
-    var config: String?
-    @Option(name: .customLong("access-key"), help: "NCP access key ID (NCP_ACCESS_KEY).")
-    var accessKey: String?
-    @Option(name: .customLong("secret-key-file"), help: "File holding the NCP secret key (SENSGATE_SECRET_KEY_FILE).")
-    var secretKeyFile: String?
-    @Option(name: .customLong("sms-service-id"), help: "Default SMS service ID for /v1 lookups (SENSGATE_SMS_SERVICE_ID).")
-    var smsServiceID: String?
-    @Option(name: .customLong("brandmessage-service-id"), help: "Default Brand Message service ID (SENSGATE_BRANDMESSAGE_SERVICE_ID).")
-    var brandMessageServiceID: String?
-    @Option(name: .customLong("alimtalk-service-id"), help: "Default AlimTalk service ID (SENSGATE_ALIMTALK_SERVICE_ID).")
-    var alimTalkServiceID: String?
-    @Option(name: .customLong("upstream-timeout"), help: "Seconds for a whole upstream call (SENSGATE_UPSTREAM_TIMEOUT; default 10).")
-    var upstreamTimeout: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (SENSGATE_LOG_LEVEL).")
-    var logLevel: String?
-    @Option(name: .customLong("caller-tokens-file"), help: "YAML file of caller names and tokens (SENSGATE_CALLER_TOKENS_FILE).")
-    var callerTokensFile: String?
-
-    var flags: [String: String] {
-        var flags: [String: String] = [:]
-        flags["listen"] = self.listen
-        flags["upstream"] = self.upstream
-        flags["access-key"] = self.accessKey
-        flags["secret-key-file"] = self.secretKeyFile
-        flags["sms-service-id"] = self.smsServiceID
-        flags["brandmessage-service-id"] = self.brandMessageServiceID
-        flags["alimtalk-service-id"] = self.alimTalkServiceID
-        flags["upstream-timeout"] = self.upstreamTimeout
-        flags["log-level"] = self.logLevel
-        flags["caller-tokens-file"] = self.callerTokensFile
-        return flags
-    }
+    @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
         let configuration: GatewayConfiguration
         do {
-            configuration = try ConfigurationLoader.resolve(
-                flags: self.flags, environment: ProcessInfo.processInfo.environment, configFile: self.config)
+            configuration = try self.settings.resolve()
         } catch {
             Console.error(error.description)
             throw ExitCode(2)
@@ -100,5 +63,59 @@ enum LogSetup {
         var logger = Logger(label: "sensgate")
         logger.logLevel = level
         return logger
+    }
+
+    /// A logger for one-shot commands: errors only, to stderr-free JSON on stdout is not wanted there.
+    static func quiet() -> Logger {
+        var logger = Logger(label: "sensgate") { _ in SwiftLogNoOpLogHandler() }
+        logger.logLevel = .critical
+        return logger
+    }
+}
+
+/// The settings flags shared by `serve`, `lookup` and `sign` (environment variables and `--config` fill the rest).
+struct SettingsOptions: ParsableArguments {
+    @Option(help: "host:port to listen on (SENSGATE_LISTEN; default 127.0.0.1:8080).")
+    var listen: String?
+    @Option(help: "SENS base URL (SENSGATE_UPSTREAM; default https://sens.apigw.ntruss.com).")
+    var upstream: String?
+    @Option(help: "YAML file with any of the settings (SENSGATE_CONFIG).")
+    var config: String?
+    @Option(name: .customLong("access-key"), help: "NCP access key ID (NCP_ACCESS_KEY).")
+    var accessKey: String?
+    @Option(name: .customLong("secret-key-file"), help: "File holding the NCP secret key (SENSGATE_SECRET_KEY_FILE).")
+    var secretKeyFile: String?
+    @Option(name: .customLong("sms-service-id"), help: "Default SMS service ID for /v1 lookups (SENSGATE_SMS_SERVICE_ID).")
+    var smsServiceID: String?
+    @Option(name: .customLong("brandmessage-service-id"), help: "Default Brand Message service ID (SENSGATE_BRANDMESSAGE_SERVICE_ID).")
+    var brandMessageServiceID: String?
+    @Option(name: .customLong("alimtalk-service-id"), help: "Default AlimTalk service ID (SENSGATE_ALIMTALK_SERVICE_ID).")
+    var alimTalkServiceID: String?
+    @Option(name: .customLong("upstream-timeout"), help: "Seconds for a whole upstream call (SENSGATE_UPSTREAM_TIMEOUT; default 10).")
+    var upstreamTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (SENSGATE_LOG_LEVEL).")
+    var logLevel: String?
+    @Option(name: .customLong("caller-tokens-file"), help: "YAML file of caller names and tokens (SENSGATE_CALLER_TOKENS_FILE).")
+    var callerTokensFile: String?
+
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["listen"] = self.listen
+        flags["upstream"] = self.upstream
+        flags["access-key"] = self.accessKey
+        flags["secret-key-file"] = self.secretKeyFile
+        flags["sms-service-id"] = self.smsServiceID
+        flags["brandmessage-service-id"] = self.brandMessageServiceID
+        flags["alimtalk-service-id"] = self.alimTalkServiceID
+        flags["upstream-timeout"] = self.upstreamTimeout
+        flags["log-level"] = self.logLevel
+        flags["caller-tokens-file"] = self.callerTokensFile
+        return flags
+    }
+
+
+    /// Resolves flags, then environment, then the YAML file.
+    func resolve() throws(ConfigurationError) -> GatewayConfiguration {
+        try ConfigurationLoader.resolve(flags: self.flags, environment: ProcessInfo.processInfo.environment, configFile: self.config)
     }
 }

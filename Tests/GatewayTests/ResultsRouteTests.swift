@@ -218,7 +218,7 @@ struct ResultsRouteTests {
         try await TestGateway.run { gw in
             _ = try await gw.send("GET", "/v1/results/sms/sms-relay-S004")
             let text = try await gw.send("GET", "/metrics").text
-            #expect(text.contains(#"sensgate_delivery_results_total{channel="sms",namespace="sms.relay",class="transient"} 1"#))
+            #expect(text.contains(#"sensgate_delivery_results_total{channel="sms",namespace="sms.relay",code="S004",class="transient"} 1"#))
             #expect(!text.contains("sms-relay-S004"))
         }
     }

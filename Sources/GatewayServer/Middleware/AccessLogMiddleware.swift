@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Metrics
 
 /// Writes one JSON access-log line per request and counts it in the metrics.
 struct AccessLogMiddleware: RouterMiddleware {
@@ -10,6 +11,8 @@ struct AccessLogMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
+        self.metrics.inFlight.increment()
+        defer { self.metrics.inFlight.decrement() }
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
         let record = context.record
@@ -17,6 +20,7 @@ struct AccessLogMiddleware: RouterMiddleware {
         let route = RouteLabel.of(target)
         let resultClass = record.resultClass ?? "none"
         let caller = record.caller?.name ?? "anonymous"
+        if let code = record.errorCode { self.metrics.recordError(code: code) }
         self.metrics.recordRequest(
             route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, caller: caller, duration: elapsed)
         if self.logger.logLevel <= .info {

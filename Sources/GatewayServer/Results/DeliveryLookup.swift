@@ -269,8 +269,10 @@ struct DeliveryLookup: Sendable {
     // MARK: Output
 
     func count(_ result: DeliveryResult, record: RequestRecord?) {
+        let code = result.code
         self.metrics.recordResult(
-            channel: result.channel.rawValue, namespace: result.code?.namespace.rawValue ?? "none", resultClass: result.resultClass.rawValue)
+            channel: result.channel.rawValue, namespace: code?.namespace.rawValue ?? "none",
+            code: code.map { $0.known ? $0.value : "unknown" } ?? "none", resultClass: result.resultClass.rawValue)
         record?.resultClass = result.resultClass.rawValue
     }
 

@@ -9,6 +9,8 @@ public struct GatewayMetrics: Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    /// Requests being answered now.
+    let inFlight: Meter
 
     /// Creates an empty set of metrics with sensgate's latency buckets.
     public init(version: String = sensgateVersion) {
@@ -21,6 +23,7 @@ public struct GatewayMetrics: Sendable {
         ]
         self.registry = registry
         self.factory = factory
+        self.inFlight = Meter(label: "sensgate_http_requests_in_flight", factory: factory)
         Gauge(label: "sensgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 
@@ -43,13 +46,19 @@ public struct GatewayMetrics: Sendable {
             .increment()
     }
 
-    /// One delivery result served, by channel, code namespace and class.
-    func recordResult(channel: String, namespace: String, resultClass: String) {
+    /// One delivery result served, by channel, code namespace, code and class. Only codes in the table become
+    /// label values (a bounded set); any other code is counted as `unknown`.
+    func recordResult(channel: String, namespace: String, code: String, resultClass: String) {
         Counter(
             label: "sensgate_delivery_results_total",
-            dimensions: [("channel", channel), ("namespace", namespace), ("class", resultClass)],
+            dimensions: [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)],
             factory: self.factory
         ).increment()
+    }
+
+    /// One error answer, by its contract code.
+    func recordError(code: String) {
+        Counter(label: "sensgate_errors_total", dimensions: [("code", code)], factory: self.factory).increment()
     }
 
     /// One retry of an upstream call, by why the previous attempt failed.
