@@ -86,19 +86,21 @@ struct CommandLineTests {
         }
         try #require(up, "sensgate serve did not start")
 
-        // Under load: 40 requests in flight, each answered by the mock after a second.
+        // Under load: 40 requests in flight, each answered by the mock after two seconds.
         let inFlight = Task {
             try await withThrowingTaskGroup(of: TestResponse.self) { group in
                 for index in 0..<40 {
                     group.addTask {
                         try await RawHTTP.exchange(
-                            port: port, "GET /sms/v2/services/s/messages/fault-delay-1000?n=\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                            port: port, "GET /sms/v2/services/s/messages/fault-delay-2000?n=\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                     }
                 }
                 return try await group.reduce(into: [TestResponse]()) { $0.append($1) }
             }
         }
-        try await Task.sleep(for: .milliseconds(400))
+        // SIGTERM once all 40 are in flight (at the upstream): those must finish; new work may be refused.
+        for _ in 0..<500 where mock.receivedRequests.count < 40 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(mock.receivedRequests.count == 40)
         kill(process.processIdentifier, SIGTERM)
         let responses = try await inFlight.value
         #expect(responses.count == 40)
