@@ -14,8 +14,10 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if ((${#need[@]})); then sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-swift build -c release --product sensgate > /tmp/sensgate-bench-build.log 2>&1 || { cat /tmp/sensgate-bench-build.log; exit 1; }
-bin="$(swift build -c release --show-bin-path)/sensgate"
+# Built as the container image builds it (static Swift standard library), in its own build folder.
+build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path .build-static)
+"${build[@]}" > /tmp/sensgate-bench-build.log 2>&1 || { cat /tmp/sensgate-bench-build.log; exit 1; }
+bin="$("${build[@]}" --show-bin-path)/sensgate"
 
 work=$(mktemp -d /tmp/sensgate-bench.XXXX)
 chmod 755 "$work"  # nginx's workers run as an unprivileged user
@@ -72,9 +74,16 @@ export NCP_ACCESS_KEY=BENCHACCESSKEY NCP_SECRET_KEY=bench-secret
 SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$up" \
   --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>"$work/sensgate.err" &
 gw_pid=$!
-cleanup() { kill "$gw_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
+# A second gateway with the result cache off: every /v1 lookup is a signed upstream call plus normalization.
+nocache=$((base + 3))
+SENSGATE_LOG_LEVEL=warning SENSGATE_CACHE_TTL=0 "$bin" serve --listen "127.0.0.1:$nocache" --upstream "http://127.0.0.1:$up" \
+  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
+nocache_pid=$!
+cleanup() { kill "$gw_pid" "$nocache_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
+for port in "$gw" "$nocache"; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
 idle=$(rss)
 
@@ -100,11 +109,13 @@ run "nginx proxy_pass" "http://127.0.0.1:$proxy$sms_path" nginx
 run "sensgate passthrough" "http://127.0.0.1:$gw$sms_path" pass
 run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms
 run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm
+run "sensgate /v1 sms, cache off" "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache
 after=$(rss)
 echo
 echo "sensgate RSS: idle ${idle} kB, after load ${after} kB"
-awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v n="$rps_nginx" 'BEGIN {
-  printf "ratio passthrough / nginx:        %.2f\n", p / n
-  printf "ratio /v1 sms / nginx:           %.2f\n", s / n
-  printf "ratio /v1 brandmessage / nginx:  %.2f\n", b / n }'
+awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" 'BEGIN {
+  printf "ratio passthrough / nginx:             %.2f\n", p / n
+  printf "ratio /v1 sms / nginx:                %.2f\n", s / n
+  printf "ratio /v1 brandmessage / nginx:       %.2f\n", b / n
+  printf "ratio /v1 sms, cache off / nginx:     %.2f\n", c / n }'
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
