@@ -139,11 +139,6 @@ public final class SENSMock: Sendable {
         self.state.withLock { $0.queuedFaults.append(contentsOf: Array(repeating: fault, count: count)) }
     }
 
-    /// Adds or replaces a stored result.
-    public func store(_ message: StoredMessage) {
-        self.state.withLock { Self.store(message, in: &$0) }
-    }
-
     /// Every request received so far, oldest first.
     public var receivedRequests: [ReceivedRequest] { self.state.withLock { $0.received } }
 
@@ -240,7 +235,7 @@ public final class SENSMock: Sendable {
         guard body.first == UInt8(ascii: "{"), body.last == UInt8(ascii: "}") else {
             return Self.json(400, #"{"error":{"errorCode":"400","message":"Request body is not JSON"}}"#)
         }
-        let (requestID, messageID) = self.state.withLock { state -> (String, String) in
+        let requestID = self.state.withLock { state -> String in
             state.sendCount += 1
             let number = String(state.sendCount)
             let requestID = "RMOCK-" + product + "-" + number
@@ -250,9 +245,8 @@ public final class SENSMock: Sendable {
                 ? #"{"requestId":"\#(requestID)","messageId":"\#(messageID)","requestTime":"2025-11-25 10:17:00","contentType":"COMM","type":"SMS","from":"0212345678","to":"01012345678","countryCode":"82","subject":"","content":"","status":"READY"}"#
                 : #"{"requestId":"\#(requestID)","messageId":"\#(messageID)","requestTime":"2025-11-28T11:21:06.317","plusFriendId":"@sensgate","to":"01098765432","requestStatusCode":"A000","requestStatusName":"success","requestStatusDesc":"Succeeded","useSmsFailover":false}"#
             Self.store(StoredMessage(product: product, messageId: messageID, requestId: requestID, json: json), in: &state)
-            return (requestID, messageID)
+            return requestID
         }
-        _ = messageID
         return Self.json(202, #"{"requestId":"\#(requestID)","requestTime":"2025-11-25T10:17:00.000","statusCode":"202","statusName":"success"}"#)
     }
 

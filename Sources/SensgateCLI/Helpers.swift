@@ -26,13 +26,7 @@ struct Lookup: AsyncParsableCommand {
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try self.settings.resolve()
-        } catch {
-            Console.error(error.description)
-            throw ExitCode(2)
-        }
+        let configuration = try self.settings.resolveOrExit()
         let gateway = try Gateway(configuration: configuration, logger: LogSetup.quiet())
         let outcome = await gateway.lookup(channel: self.channel, messageId: self.messageId, serviceId: self.serviceId, includeRaw: self.includeRaw)
         await gateway.upstream.shutdown()
@@ -70,13 +64,7 @@ struct Sign: ParsableCommand {
     }
 
     func run() throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try self.settings.resolve()
-        } catch {
-            Console.error(error.description)
-            throw ExitCode(2)
-        }
+        let configuration = try self.settings.resolveOrExit()
         let signer = Signer(accessKey: configuration.accessKey, secretKey: configuration.secretKey)
         let headers = signer.sign(method: self.method.uppercased(), target: self.path, epochMilliseconds: self.timestamp ?? Signer.nowMilliseconds())
         print("\(SignatureHeader.timestamp): \(headers.timestamp)")

@@ -19,13 +19,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try self.settings.resolve()
-        } catch {
-            Console.error(error.description)
-            throw ExitCode(2)
-        }
+        let configuration = try self.settings.resolveOrExit()
         let logger = LogSetup.bootstrapJSON(level: configuration.logLevel)
         if configuration.callerTokens == nil && !["127.0.0.1", "::1", "localhost"].contains(configuration.listenHost) {
             Console.error(
@@ -114,8 +108,13 @@ struct SettingsOptions: ParsableArguments {
     }
 
 
-    /// Resolves flags, then environment, then the YAML file.
-    func resolve() throws(ConfigurationError) -> GatewayConfiguration {
-        try ConfigurationLoader.resolve(flags: self.flags, environment: ProcessInfo.processInfo.environment, configFile: self.config)
+    /// Resolves flags, then environment, then the YAML file; a missing or bad setting is one line on stderr and exit 2.
+    func resolveOrExit() throws(ExitCode) -> GatewayConfiguration {
+        do {
+            return try ConfigurationLoader.resolve(flags: self.flags, environment: ProcessInfo.processInfo.environment, configFile: self.config)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
     }
 }

@@ -39,8 +39,6 @@ final class UpstreamGuard: Sendable {
     func release() {
         self.inFlight.wrappingSubtract(1, ordering: .relaxed)
     }
-
-    var callsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 }
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
