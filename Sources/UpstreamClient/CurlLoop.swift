@@ -101,13 +101,17 @@ final class CurlLoop: @unchecked Sendable {
 
     /// Queues a command; returns false when the loop no longer takes new transfers.
     private func submit(_ command: Command) -> Bool {
-        let accepted = self.shared.withLock { shared -> Bool in
-            if case .start = command, !shared.accepting { return false }
-            if shared.stopped { return false }
+        let (accepted, wake) = self.shared.withLock { shared -> (Bool, Bool) in
+            if case .start = command, !shared.accepting { return (false, false) }
+            if shared.stopped { return (false, false) }
+            // Only the command that finds the queue empty wakes the loop: the loop takes the whole queue at once,
+            // and the wakeup sent for the first command is not consumed before it does. Under load this saves a
+            // write and a read of curl's wakeup socket per request.
+            let wasEmpty = shared.commands.isEmpty
             shared.commands.append(command)
-            return true
+            return (true, wasEmpty)
         }
-        if accepted { curl_multi_wakeup(self.multi) }
+        if wake { curl_multi_wakeup(self.multi) }
         return accepted
     }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import HTTPTypes
+import Synchronization
 
 /// Gives every request an id: the caller's `X-Request-Id` when it is sane, else a new random one, and returns it
 /// on every response.
@@ -29,13 +30,22 @@ struct RequestIDMiddleware: RouterMiddleware {
         return utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
     }
 
-    /// 128 random bits as 32 lower-case hex digits.
+    /// A random 64-bit prefix drawn once per process, then a counter: 32 lower-case hex digits, unique per process
+    /// and across restarts, with no system call per request (ids correlate log lines; they are not secrets).
     static func generate() -> String {
+        let sequence = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return Self.prefix + Self.hex(sequence)
+    }
+
+    private static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        let hex = String(high, radix: 16)
-        let hexLow = String(low, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex + String(repeating: "0", count: 16 - hexLow.count) + hexLow
+        return Self.hex(generator.next())
+    }()
+
+    private static let counter = Atomic<UInt64>(0)
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
