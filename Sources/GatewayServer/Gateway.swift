@@ -70,10 +70,7 @@ public struct Gateway: Sendable {
                 channel: channel, key: .message(try DeliveryLookup.identifier(messageId, name: "messageId")),
                 serviceId: try self.results.serviceId(given: serviceId, channel: channel))
             let entry = try await self.results.message(lookup, requestID: RequestIDMiddleware.generate(), record: RequestRecord()).get()
-            guard includeRaw else { return .success(entry.json) }
-            var json = JSONWriter(capacity: entry.json.count + entry.raw.count + 16)
-            entry.result.write(into: &json, raw: entry.raw)
-            return .success(json.bytes)
+            return .success(entry.body(includeRaw: includeRaw))
         } catch {
             return .failure(error)
         }
@@ -83,34 +80,24 @@ public struct Gateway: Sendable {
     /// without a restart. A file that cannot be read or parsed leaves what is in force unchanged.
     /// - Throws: ``ConfigurationError`` for the first file that could not be used (the other is still reloaded).
     public func reload(readFile: ((String) throws -> String)? = nil) throws(ConfigurationError) {
-        let readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
+        let readFile = readFile ?? ConfigurationLoader.readTextFile
         var firstError: ConfigurationError? = nil
         if let path = self.configuration.secretKeyFile {
-            do {
-                let text = try readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
-                if text.isEmpty {
-                    firstError = ConfigurationError("the secret key file \(path) is empty; the old key stays in use")
-                } else {
-                    self.credentials.replace(with: Signer(accessKey: self.configuration.accessKey, secretKey: SecretKey(text)))
-                    self.logger.notice("secret key reloaded", metadata: ["file": "\(path)"])
-                }
+            do throws(ConfigurationError) {
+                let key = try ConfigurationLoader.readSecretKey(path: path, readFile: readFile)
+                self.credentials.replace(with: Signer(accessKey: self.configuration.accessKey, secretKey: key))
+                self.logger.notice("secret key reloaded", metadata: ["file": "\(path)"])
             } catch {
-                firstError = ConfigurationError("cannot read the secret key file \(path); the old key stays in use")
+                firstError = ConfigurationError(error.message + "; the old key stays in use")
             }
         }
         if let path = self.configuration.callerTokensFile {
             do throws(ConfigurationError) {
-                let text: String
-                do {
-                    text = try readFile(path)
-                } catch {
-                    throw ConfigurationError("cannot read the caller tokens file \(path); the old tokens stay in use")
-                }
-                let tokens = try CallerTokens(yaml: text, source: path)
+                let tokens = try ConfigurationLoader.readCallerTokens(path: path, readFile: readFile)
                 self.callers.replace(with: tokens)
                 self.logger.notice("caller tokens reloaded", metadata: ["file": "\(path)", "callers": "\(tokens.callers.count)"])
             } catch {
-                firstError = firstError ?? error
+                firstError = firstError ?? ConfigurationError(error.message + "; the old tokens stay in use")
             }
         }
         if let firstError {

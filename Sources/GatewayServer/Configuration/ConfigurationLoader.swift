@@ -57,7 +57,7 @@ public enum ConfigurationLoader {
         configFile: String? = nil,
         readFile: ((String) throws -> String)? = nil
     ) throws(ConfigurationError) -> GatewayConfiguration {
-        let readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
+        let readFile = readFile ?? Self.readTextFile
         if flags["secret-key"] != nil {
             throw ConfigurationError("the secret key cannot be a flag (it would be visible in the process list): use --secret-key-file")
         }
@@ -100,15 +100,7 @@ public enum ConfigurationLoader {
             throw ConfigurationError("both a secret key and a secret key file are set in the same place: keep one")
         }
         if let fromFile, inline.map({ fromFile.layer < $0.layer }) ?? true {
-            let text: String
-            do {
-                text = try readFile(fromFile.value)
-            } catch {
-                throw ConfigurationError("cannot read the secret key file \(fromFile.value)")
-            }
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(fromFile.value) is empty") }
-            secretKey = SecretKey(trimmed)
+            secretKey = try Self.readSecretKey(path: fromFile.value, readFile: readFile)
             secretKeyFile = fromFile.value
         } else if let inline, !inline.value.isEmpty {
             secretKey = SecretKey(inline.value)
@@ -141,13 +133,7 @@ public enum ConfigurationLoader {
         configuration.breakerCooldown = try Self.seconds(value("breaker-cooldown"), key: "breaker-cooldown")
         configuration.callerTokensFile = value("caller-tokens-file")
         if let path = configuration.callerTokensFile {
-            let text: String
-            do {
-                text = try readFile(path)
-            } catch {
-                throw ConfigurationError("cannot read the caller tokens file \(path)")
-            }
-            configuration.callerTokens = try CallerTokens(yaml: text, source: path)
+            configuration.callerTokens = try Self.readCallerTokens(path: path, readFile: readFile)
         }
         configuration.clientTimeout = try Self.seconds(value("client-timeout"), key: "client-timeout")
         configuration.maxConnections = try Self.count(value("max-connections"), key: "max-connections", in: 1...1_000_000)
@@ -162,6 +148,35 @@ public enum ConfigurationLoader {
         }
         configuration.logLevel = logLevel
         return configuration
+    }
+
+    /// Reads a file's text as UTF-8.
+    static func readTextFile(_ path: String) throws -> String {
+        try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// Reads the secret key file: its text without surrounding white space, which must not be empty.
+    static func readSecretKey(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> SecretKey {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw ConfigurationError("cannot read the secret key file \(path)")
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(path) is empty") }
+        return SecretKey(trimmed)
+    }
+
+    /// Reads and checks the caller tokens file.
+    static func readCallerTokens(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> CallerTokens {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw ConfigurationError("cannot read the caller tokens file \(path)")
+        }
+        return try CallerTokens(yaml: text, source: path)
     }
 
     static func loadYAML(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> [String: String] {

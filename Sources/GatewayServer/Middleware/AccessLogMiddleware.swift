@@ -13,11 +13,13 @@ struct AccessLogMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         self.metrics.inFlight.increment()
         defer { self.metrics.inFlight.decrement() }
-        let response = try await next(request, context)
-        let elapsed = ContinuousClock.now - start
         let record = context.record
         let target = request.head.path ?? ""
+        // Worked out once here; the handlers read it from the record for their own metrics.
         let route = RouteLabel.of(target)
+        record.route = route
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
         let resultClass = record.resultClass ?? "none"
         let caller = record.caller?.name ?? "anonymous"
         if let code = record.errorCode { self.metrics.recordError(code: code) }
@@ -31,7 +33,7 @@ struct AccessLogMiddleware: RouterMiddleware {
                 "route": .string(route),
                 "path": .string(PhoneMasking.mask(target)),
                 "status": .stringConvertible(response.status.code),
-                "latencyMs": .stringConvertible(Self.milliseconds(elapsed)),
+                "latencyMs": .stringConvertible(elapsed.secondsValue * 1000),
                 "bytesIn": .stringConvertible(record.bytesIn),
                 "bytesOut": .stringConvertible(response.body.contentLength ?? 0),
             ]
@@ -41,11 +43,6 @@ struct AccessLogMiddleware: RouterMiddleware {
             self.logger.info("request", metadata: metadata)
         }
         return response
-    }
-
-    static func milliseconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) * 1000 + Double(attoseconds / 1_000_000_000) / 1_000_000
     }
 }
 

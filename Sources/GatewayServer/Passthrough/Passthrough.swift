@@ -20,7 +20,7 @@ struct Passthrough: Sendable {
         headers.append(("x-request-id", context.requestID))
         let sent = try await self.upstream.send(
             UpstreamRequest(method: method, target: target, headers: headers, body: body.readableBytes > 0 || method == "POST" ? body : nil),
-            route: RouteLabel.of(target),
+            route: context.record.route,
             record: context.record
         )
         guard (100...599).contains(sent.status) else {

@@ -61,8 +61,7 @@ final class TokenBucket: Sendable {
     /// Takes one token if there is one.
     func take(now: ContinuousClock.Instant = .now) -> Bool {
         self.state.withLock { state in
-            let elapsed = now - state.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = (now - state.updated).secondsValue
             if seconds > 0 {
                 state.tokens = min(self.burst, state.tokens + seconds * self.rate)
                 state.updated = now

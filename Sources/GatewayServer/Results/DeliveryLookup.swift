@@ -45,10 +45,7 @@ struct DeliveryLookup: Sendable {
         let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
         let entry = try await self.message(lookup, requestID: context.requestID, record: context.record).get()
         self.count(entry.result, record: context.record)
-        guard Self.includeRaw(request) else { return Self.response(entry.json) }
-        var json = JSONWriter(capacity: entry.json.count + entry.raw.count + 16)
-        entry.result.write(into: &json, raw: entry.raw)
-        return Self.response(json.bytes)
+        return Self.response(entry.body(includeRaw: Self.includeRaw(request)))
     }
 
     /// `GET /v1/results/{channel}?requestId=…[&serviceId=…][&include=raw]`
@@ -134,11 +131,7 @@ struct DeliveryLookup: Sendable {
             switch outcome {
             case .success(let entry)?:
                 self.count(entry.result, record: nil)
-                if includeRaw {
-                    entry.result.write(into: &json, raw: entry.raw)
-                } else {
-                    json.raw(entry.json)
-                }
+                json.raw(entry.body(includeRaw: includeRaw))
             case .failure(let error)?:
                 error.write(into: &json, requestID: requestID)
             case nil:

@@ -19,6 +19,14 @@ final class ResultCache: Sendable {
         var raw: [UInt8]
         /// The unified JSON without `raw`, written once.
         var json: [UInt8]
+
+        /// The unified JSON, with SENS's own under `raw` when asked (written then; the plain form is reused).
+        func body(includeRaw: Bool) -> [UInt8] {
+            guard includeRaw else { return self.json }
+            var writer = JSONWriter(capacity: self.json.count + self.raw.count + 16)
+            self.result.write(into: &writer, raw: self.raw)
+            return writer.bytes
+        }
     }
 
     private let shards: [Shard]

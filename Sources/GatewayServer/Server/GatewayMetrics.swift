@@ -35,13 +35,13 @@ public struct GatewayMetrics: Sendable {
             factory: self.factory
         ).increment()
         Timer(label: "sensgate_http_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
-            .recordNanoseconds(Self.nanoseconds(duration))
+            .recordNanoseconds(duration.nanoseconds)
     }
 
     /// One upstream call: `outcome` is the HTTP status class (`2xx`…) or the transport error kind.
     func recordUpstream(route: String, outcome: String, duration: Duration) {
         Timer(label: "sensgate_upstream_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
-            .recordNanoseconds(Self.nanoseconds(duration))
+            .recordNanoseconds(duration.nanoseconds)
         Counter(label: "sensgate_upstream_requests_total", dimensions: [("route", route), ("outcome", outcome)], factory: self.factory)
             .increment()
     }
@@ -85,11 +85,6 @@ public struct GatewayMetrics: Sendable {
     /// The Prometheus text exposition of every series.
     public func render() -> [UInt8] {
         self.registry.emitToBuffer()
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -9,6 +9,8 @@ import NIOCore
 public final class RequestRecord: @unchecked Sendable {
     /// The caller's or a generated request id.
     public var requestID = ""
+    /// The bounded route label for logs and metrics (`/sms/v2`, `/v1/results`, …).
+    public var route = "other"
     /// Whether ``requestID`` came from the caller (then logs mask it like any other caller text).
     public var requestIDFromCaller = false
     /// The upstream's HTTP status, when an upstream call answered.

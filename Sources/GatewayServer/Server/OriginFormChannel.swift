@@ -103,10 +103,8 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
     private func arm(context: ChannelHandlerContext) {
         self.timer?.cancel()
-        let nanoseconds = Int64(self.limits.clientTimeout.components.seconds) * 1_000_000_000
-            + self.limits.clientTimeout.components.attoseconds / 1_000_000_000
         let channel = context.channel
-        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(self.limits.clientTimeout.nanoseconds)) {
             channel.close(promise: nil)
         }
     }
