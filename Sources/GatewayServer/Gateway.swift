@@ -110,7 +110,7 @@ public struct Gateway: Sendable {
     public func buildRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: AccessLogMiddleware(logger: self.logger, metrics: self.metrics))
+        router.add(middleware: AccessLogMiddleware(log: AccessLog(logger: self.logger, metrics: self.metrics)))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RequestTargetMiddleware())
         router.add(middleware: CallerAuthMiddleware(store: self.callers))
@@ -154,7 +154,11 @@ public struct Gateway: Sendable {
         Application(
             responder: self.buildRouter().buildResponder(),
             server: .gatewayHTTP1(
-                idleTimeout: .seconds(75), limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections)),
+                idleTimeout: .seconds(75),
+                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
+                cachedResults: self.results.cache.isEnabled
+                    ? CachedResultAnswerer(lookup: self.results, callers: self.callers, log: AccessLog(logger: self.logger, metrics: self.metrics))
+                    : nil),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,

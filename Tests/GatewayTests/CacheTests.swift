@@ -1,5 +1,7 @@
 import DeliveryResults
 import Foundation
+import HTTPTypes
+import Signing
 @testable import GatewayServer
 import SENSMock
 import Testing
@@ -84,5 +86,135 @@ struct CacheTests {
         let off = ResultCache(capacity: 10, ttl: .zero)
         off.put(key("a"), result: result, raw: [], json: [1])
         #expect(off.get(key("a")) == nil)
+    }
+}
+
+@Suite("Cache hits answered before the router")
+struct CachedResultHandlerTests {
+    static let tokens = """
+        billing: billing-token-0123456789
+        marketing:
+          token: marketing-token-abcdefghij
+          channels: [brandmessage]
+        """
+
+    static func withCacheAndTokens(_ configuration: inout GatewayConfiguration) {
+        configuration.cacheTTL = .seconds(60)
+        configuration.callerTokens = try? CallerTokens(yaml: Self.tokens, source: "test")
+    }
+
+    /// A gateway's answerer with one completed SMS result in its cache.
+    static func answerer(tokens: String? = nil) throws -> CachedResultAnswerer {
+        var configuration = GatewayConfiguration(
+            accessKey: "A", secretKey: .init("s"), upstream: "http://127.0.0.1:1", listenHost: "127.0.0.1", listenPort: 0)
+        configuration.smsServiceID = "ncp:sms:kr:1:billing"
+        configuration.cacheTTL = .seconds(60)
+        configuration.callerTokens = try tokens.map { try CallerTokens(yaml: $0, source: "test") }
+        let gateway = try Gateway(configuration: configuration, logger: LogCapture().logger())
+        let result = try #require(
+            try Normalizer().normalize(
+                channel: .sms, serviceId: "ncp:sms:kr:1:billing",
+                body: Array(#"{"statusCode":"200","statusName":"success","messages":[{"messageId":"m-1","requestId":"r-1","status":"COMPLETED","statusCode":"0","statusName":"success"}]}"#.utf8)
+            ).first)
+        for serviceId in ["ncp:sms:kr:1:billing", "ncp:sms:kr:2:other"] {
+            gateway.results.cache.put(.init(channel: .sms, serviceId: serviceId, messageId: "m-1"), result: result, raw: [UInt8]("{}".utf8), json: [UInt8]("{}".utf8))
+        }
+        return CachedResultAnswerer(lookup: gateway.results, callers: gateway.callers, log: AccessLog(logger: gateway.logger, metrics: gateway.metrics))
+    }
+
+    static func request(_ target: String, method: HTTPRequest.Method = .get, headers: [(HTTPField.Name, String)] = []) -> HTTPRequest {
+        var request = HTTPRequest(method: method, scheme: nil, authority: nil, path: target)
+        for (name, value) in headers { request.headerFields[name] = value }
+        return request
+    }
+
+    @Test("takes only plain GETs of one cached result it may serve; leaves everything else to the router")
+    func decision() throws {
+        let open = try Self.answerer()
+        #expect(open.answer(Self.request("/v1/results/sms/m-1")) != nil)
+        #expect(open.answer(Self.request("/v1/results/sms/m-1?include=raw"))?.body.count ?? 0 > 2)
+        #expect(open.answer(Self.request("/v1/results/sms/m-1?serviceId=ncp:sms:kr:2:other&include=raw")) != nil)
+        for target in [
+            "/v1/results/sms/m-2",  // not cached
+            "/v1/results/sms/m-1?serviceId=ncp:sms:kr:3:none",  // another entry, not cached
+            "/v1/results/brandmessage/m-1", "/v1/results/nope/m-1",  // other channel, bad channel
+            "/v1/results/sms/m-1/extra", "/v1/results/sms", "/v1/results/sms/",  // other shapes
+            "/v1/results/sms/m-1?include=r%61w", "/v1/results/sms/m-1?include=raw&include=raw", "/v1/results/sms/m-1?x=1",
+            "/v1/results/sms/m-1?include", "/v1/results/sms/m%2D1", "/v1/results/sms/../sms/m-1",  // escapes, repeats, dots
+        ] {
+            #expect(open.answer(Self.request(target)) == nil, "\(target)")
+        }
+        #expect(open.answer(Self.request("/v1/results/sms/m-1", method: .post)) == nil)
+        #expect(open.answer(Self.request("/v1/results/sms/m-1", method: .head)) == nil)
+        #expect(open.answer(Self.request("/v1/results/sms/m-1", headers: [(.connection, "Close")])) == nil)
+
+        let guarded = try Self.answerer(tokens: Self.tokens)
+        #expect(guarded.answer(Self.request("/v1/results/sms/m-1")) == nil)
+        #expect(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer wrong")])) == nil)
+        #expect(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer marketing-token-abcdefghij")])) == nil)
+        let hit = try #require(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer billing-token-0123456789")])))
+        #expect(hit.record.caller?.name == "billing")
+        #expect(hit.record.route == "/v1/results" && hit.record.resultClass == "success" && !hit.record.requestIDFromCaller)
+        let named = try #require(open.answer(Self.request("/v1/results/sms/m-1", headers: [(RequestIDMiddleware.headerName, "trace-42")])))
+        #expect(named.record.requestID == "trace-42" && named.record.requestIDFromCaller)
+    }
+
+    @Test("a hit carries the same status, headers, body and log line as the routed answer")
+    func sameAnswer() async throws {
+        try await TestGateway.run(configure: Self.withCacheAndTokens) { gw in
+            let request = "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer billing-token-0123456789\r\n"
+            let routed = try await RawHTTP.exchange(port: gw.port, request + "X-Request-Id: first-trace-a\r\n\r\n")
+            let hit = try await RawHTTP.exchange(port: gw.port, request + "X-Request-Id: second-trace-b\r\n\r\n")
+            #expect(routed.status == 200 && hit.status == 200)
+            #expect(hit.body == routed.body)
+            #expect(gw.mock.receivedRequests.count == 1)
+            for response in [routed, hit] {
+                #expect(response.header("content-type") == "application/json")
+                #expect(response.header("content-length") == String(routed.body.count))
+                #expect(response.header("date")?.hasSuffix(" GMT") == true)
+            }
+            #expect(routed.header("x-request-id") == "first-trace-a" && hit.header("x-request-id") == "second-trace-b")
+            let lines = gw.logs.all.filter { $0.contains(#""msg":"request""#) }
+            let first = try #require(lines.first { $0.contains("first-trace-a") })
+            let second = try #require(lines.first { $0.contains("second-trace-b") })
+            for line in [first, second] {
+                for field in [#""caller":"billing""#, #""route":"/v1/results""#, #""status":200"#, #""class":"success""#, #""bytesOut":\#(routed.body.count)"#] {
+                    #expect(line.contains(field), "\(field) missing in \(line)")
+                }
+            }
+            let metrics = try await gw.send("GET", "/metrics", headers: [("Authorization", "Bearer billing-token-0123456789")]).text
+            #expect(metrics.contains(#"sensgate_result_cache_total{outcome="hit"} 1"#))
+            #expect(metrics.contains(#"route="/v1/results",status="200""#) || metrics.contains(#"status="200""#))
+            // Without a token the same cached message is the router's 401.
+            let refused = try await RawHTTP.exchange(port: gw.port, "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(refused.status == 401)
+            #expect(try refused.error().code == "unauthorized")
+        }
+    }
+
+    @Test("pipelined requests are answered in order, hits and routed requests mixed")
+    func pipelined() async throws {
+        try await TestGateway.run(configure: CacheTests.withCache) { gw in
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001").status == 200)  // now cached
+            let hit = "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\n\r\n"
+            let slow = "GET /v1/results/sms/sms-poweroff-2003 HTTP/1.1\r\nHost: x\r\n\r\n"  // a miss: an upstream call
+            let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            gw.mock.injectFault(.delay(milliseconds: 200))
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, hit + slow + hit + health + hit, count: 5)
+            #expect(responses.map(\.status) == [200, 200, 200, 200, 200])
+            let classes = try responses.map { try $0.json()["class"] as? String ?? $0.json()["status"] as? String }
+            #expect(classes == ["success", "transient", "success", "ok", "success"])
+        }
+    }
+
+    @Test("a cached message asked for with Connection: close is answered, then the connection is closed")
+    func connectionClose() async throws {
+        try await TestGateway.run(configure: CacheTests.withCache) { gw in
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001").status == 200)
+            let request = "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, request, count: 1, untilClosed: true)
+            #expect(responses.first?.status == 200)
+            #expect(gw.mock.receivedRequests.count == 1)
+        }
     }
 }

@@ -67,7 +67,7 @@ struct CommandLineTests {
         let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
         let mockPort = try await mock.start()
         defer { Task { await mock.stop() } }
-        let port = try await closedPort()
+        let port = try await freePort()
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]

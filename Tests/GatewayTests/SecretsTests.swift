@@ -73,7 +73,7 @@ struct SecretsTests {
         let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("sensgate-key-\(UUID().uuidString)").path
         try "old-secret\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
-        let port = try await closedPort()
+        let port = try await freePort()
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)", "--secret-key-file", keyFile,

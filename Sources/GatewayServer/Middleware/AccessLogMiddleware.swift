@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
@@ -6,43 +7,52 @@ import Metrics
 struct AccessLogMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
-    let logger: Logger
-    let metrics: GatewayMetrics
+    let log: AccessLog
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        self.metrics.inFlight.increment()
-        defer { self.metrics.inFlight.decrement() }
+        self.log.metrics.inFlight.increment()
+        defer { self.log.metrics.inFlight.decrement() }
         let record = context.record
         let target = request.head.path ?? ""
         // Worked out once here; the handlers read it from the record for their own metrics.
-        let route = RouteLabel.of(target)
-        record.route = route
+        record.route = RouteLabel.of(target)
         let response = try await next(request, context)
-        let elapsed = ContinuousClock.now - start
+        self.log.finish(
+            method: request.method, target: target, status: response.status.code, bytesOut: response.body.contentLength ?? 0,
+            elapsed: ContinuousClock.now - start, record: record)
+        return response
+    }
+}
+
+/// The end of every request, whoever answered it (the router, or ``CachedResultHandler`` for cache hits): its
+/// metrics and its access-log line.
+struct AccessLog: Sendable {
+    let logger: Logger
+    let metrics: GatewayMetrics
+
+    func finish(method: HTTPRequest.Method, target: String, status: Int, bytesOut: Int, elapsed: Duration, record: RequestRecord) {
         let resultClass = record.resultClass ?? "none"
         let caller = record.caller?.name ?? "anonymous"
         if let code = record.errorCode { self.metrics.recordError(code: code) }
         self.metrics.recordRequest(
-            route: route, method: request.method.rawValue, status: response.status.code, resultClass: resultClass, caller: caller, duration: elapsed)
-        if self.logger.logLevel <= .info {
-            var metadata: Logger.Metadata = [
-                "requestId": .string(record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID),
-                "caller": .string(caller),
-                "method": .string(request.method.rawValue),
-                "route": .string(route),
-                "path": .string(PhoneMasking.mask(target)),
-                "status": .stringConvertible(response.status.code),
-                "latencyMs": .stringConvertible(elapsed.secondsValue * 1000),
-                "bytesIn": .stringConvertible(record.bytesIn),
-                "bytesOut": .stringConvertible(response.body.contentLength ?? 0),
-            ]
-            if let upstream = record.upstreamStatus { metadata["upstreamStatus"] = .stringConvertible(upstream) }
-            if let code = record.errorCode { metadata["error"] = .string(code) }
-            if let resultClass = record.resultClass { metadata["class"] = .string(resultClass) }
-            self.logger.info("request", metadata: metadata)
-        }
-        return response
+            route: record.route, method: method.rawValue, status: status, resultClass: resultClass, caller: caller, duration: elapsed)
+        guard self.logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "requestId": .string(record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID),
+            "caller": .string(caller),
+            "method": .string(method.rawValue),
+            "route": .string(record.route),
+            "path": .string(PhoneMasking.mask(target)),
+            "status": .stringConvertible(status),
+            "latencyMs": .stringConvertible(elapsed.secondsValue * 1000),
+            "bytesIn": .stringConvertible(record.bytesIn),
+            "bytesOut": .stringConvertible(bytesOut),
+        ]
+        if let upstream = record.upstreamStatus { metadata["upstreamStatus"] = .stringConvertible(upstream) }
+        if let code = record.errorCode { metadata["error"] = .string(code) }
+        if let resultClass = record.resultClass { metadata["class"] = .string(resultClass) }
+        self.logger.info("request", metadata: metadata)
     }
 }
 

@@ -18,7 +18,8 @@ final class ConnectionCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// Hummingbird's HTTP/1 channel with one extra handler that sees the raw request-target and guards the connection.
+/// Hummingbird's HTTP/1 channel with one extra handler that sees the raw request-target and guards the connection,
+/// and one that answers result-cache hits (``CachedResultHandler``).
 ///
 /// NIO's conversion to HTTP types turns an absolute-form target (`GET http://host/path`) into a plain path, so the
 /// router could no longer tell it apart. ``ConnectionGuardHandler`` runs before that conversion and marks such targets.
@@ -26,12 +27,19 @@ struct OriginFormChannel: ServerChildChannel {
     let inner: HTTP1Channel
     let limits: ConnectionLimits
     let open: ConnectionCounter
+    /// Answers result-cache hits before the router, when the cache is on.
+    let cachedResults: CachedResultAnswerer?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
-            try channel.pipeline.syncOperations.addHandler(
-                ConnectionGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
+            let pipeline = channel.pipeline.syncOperations
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(ConnectionGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
+            if let cachedResults = self.cachedResults {
+                // After the keep-alive and idle-timeout state handler, so it sees these requests and responses too.
+                let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
+                try pipeline.addHandler(CachedResultHandler(answerer: cachedResults), position: .after(state))
+            }
             return value
         }
     }
@@ -112,10 +120,12 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 with sensgate's request-target check and connection guard in front.
-    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits) -> HTTPServerBuilder {
+    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits, cachedResults: CachedResultAnswerer?) -> HTTPServerBuilder {
         let open = ConnectionCounter()
         return HTTPServerBuilder { responder in
-            OriginFormChannel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open)
+            OriginFormChannel(
+                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open,
+                cachedResults: cachedResults)
         }
     }
 }

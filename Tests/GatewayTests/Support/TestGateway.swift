@@ -129,20 +129,34 @@ struct TestResponse: Sendable {
 /// headers that no well-behaved client library would send.
 enum RawHTTP {
     static func exchange(port: Int, _ request: String, timeout: Duration = .seconds(10)) async throws -> TestResponse {
+        guard let response = try await Self.exchangeMany(port: port, request, count: 1, timeout: timeout).first else {
+            throw RawHTTPError.malformed("the connection closed before a complete response")
+        }
+        return response
+    }
+
+    /// Sends exact bytes (several pipelined requests, say) and reads `count` responses in the order they arrive;
+    /// with `untilClosed`, also waits for the server to close the connection (a timeout if it does not).
+    static func exchangeMany(port: Int, _ request: String, count: Int, untilClosed: Bool = false, timeout: Duration = .seconds(10)) async throws -> [TestResponse] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
-        let received = try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+        let received = try await withThrowingTaskGroup(of: [TestResponse]?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
                     try await outbound.write(ByteBuffer(string: request))
                     var bytes: [UInt8] = []
+                    var responses: [TestResponse] = []
                     for try await chunk in inbound {
                         bytes += chunk.readableBytesView
-                        if Self.isComplete(bytes) { break }
+                        while let length = Self.completeLength(bytes) {
+                            responses.append(try Self.parse(Array(bytes[..<length])))
+                            bytes.removeFirst(length)
+                        }
+                        if responses.count >= count && !untilClosed { break }
                     }
-                    return bytes
+                    return responses
                 }
             }
             group.addTask {
@@ -154,20 +168,21 @@ enum RawHTTP {
             return first
         }
         guard let received else { throw RawHTTPError.timedOut }
-        return try Self.parse(received)
+        return received
+    }
+
+    /// The length of the first complete response in `bytes`, if there is one.
+    static func completeLength(_ bytes: [UInt8]) -> Int? {
+        guard let split = Self.headerEnd(bytes) else { return nil }
+        let head = String(decoding: bytes[..<split], as: UTF8.self).lowercased()
+        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)),
+            bytes.count >= split + 4 + length
+        else { return nil }
+        return split + 4 + length
     }
 
     enum RawHTTPError: Error { case timedOut, malformed(String) }
-
-    /// A response is complete once its headers and `Content-Length` bytes of body have arrived.
-    static func isComplete(_ bytes: [UInt8]) -> Bool {
-        guard let split = Self.headerEnd(bytes) else { return false }
-        let head = String(decoding: bytes[..<split], as: UTF8.self).lowercased()
-        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
-        else { return false }
-        return bytes.count - (split + 4) >= length
-    }
 
     static func headerEnd(_ bytes: [UInt8]) -> Int? {
         guard bytes.count >= 4 else { return nil }
@@ -192,8 +207,22 @@ enum RawHTTP {
     }
 }
 
-/// A port nothing listens on: bound once, then closed.
+/// A port nothing listens on. A low, privileged port rather than a freed ephemeral one: tests run in parallel and
+/// bind ephemeral ports, so a port just closed can be taken again by another test's server.
 func closedPort() async throws -> Int {
+    for port in [1, 7, 9, 11, 13, 17, 19] {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            try await channel.close()
+        } catch {
+            return port  // refused: nothing there
+        }
+    }
+    throw RawHTTP.RawHTTPError.malformed("every candidate port has a listener")
+}
+
+/// A port to listen on: bound once, then closed, for a server started as a separate process.
+func freePort() async throws -> Int {
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
     let port = channel.localAddress?.port ?? 1
     try await channel.close()
