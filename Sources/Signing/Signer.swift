@@ -51,7 +51,7 @@ public struct SecretKey: Sendable, CustomStringConvertible, CustomDebugStringCon
 public struct Signer: Sendable {
     /// The NCP access key ID (not secret; it is sent in clear in every request).
     public let accessKey: String
-    private let secretKey: SecretKey
+    private let key: HMACKey
 
     /// Creates a signer for one key pair.
     /// - Parameters:
@@ -59,7 +59,7 @@ public struct Signer: Sendable {
     ///   - secretKey: The NCP secret key.
     public init(accessKey: String, secretKey: SecretKey) {
         self.accessKey = accessKey
-        self.secretKey = secretKey
+        self.key = HMACKey(secretKey.bytes)
     }
 
     /// Computes the v2 signature for one request.
@@ -78,7 +78,7 @@ public struct Signer: Sendable {
         message.append(contentsOf: timestamp.utf8)
         message.append(UInt8(ascii: "\n"))
         message.append(contentsOf: self.accessKey.utf8)
-        return Self.hmacSHA256Base64(key: self.secretKey.bytes, message: message)
+        return self.key.base64MAC(message)
     }
 
     /// Signs one request at a given time.
@@ -103,19 +103,54 @@ public struct Signer: Sendable {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
-    static func hmacSHA256Base64(key: [UInt8], message: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var digestLength: UInt32 = 0
-        let ok = key.withUnsafeBytes { keyBytes in
-            message.withUnsafeBufferPointer { messageBytes in
-                digest.withUnsafeMutableBufferPointer { out in
-                    // An empty key still needs a non-null pointer for OpenSSL.
-                    HMAC(EVP_sha256(), keyBytes.baseAddress ?? UnsafeRawPointer(out.baseAddress!), Int32(keyBytes.count),
-                         messageBytes.baseAddress, messageBytes.count, out.baseAddress, &digestLength) != nil
-                }
-            }
+}
+
+/// HMAC-SHA256 with the key's two padded blocks hashed once, up front.
+///
+/// OpenSSL 3's one-shot `HMAC()` looks the MAC and the digest up by name on every call, which cost more than the
+/// hashing itself; here a signature is two context copies and two small hashes.
+///
+/// Invariant (hence `@unchecked Sendable`): `inner` and `outer` are written only in `init` and only ever copied from
+/// afterwards, which OpenSSL allows from any number of threads at once.
+final class HMACKey: @unchecked Sendable {
+    private let inner: OpaquePointer
+    private let outer: OpaquePointer
+
+    init(_ key: [UInt8]) {
+        let blockSize = 64
+        // RFC 2104: a key longer than a block is hashed first; then it is zero-padded to a block.
+        var block = key.count > blockSize ? Self.sha256(key) : key
+        block += [UInt8](repeating: 0, count: blockSize - block.count)
+        guard let inner = EVP_MD_CTX_new(), let outer = EVP_MD_CTX_new() else {
+            preconditionFailure("libcrypto could not allocate a digest context")
         }
-        precondition(ok && digestLength == 32, "HMAC-SHA256 failed in libcrypto")
+        let ok = Self.absorb(inner, block.map { $0 ^ 0x36 }) && Self.absorb(outer, block.map { $0 ^ 0x5C })
+        precondition(ok, "SHA-256 failed in libcrypto")
+        self.inner = inner
+        self.outer = outer
+    }
+
+    deinit {
+        EVP_MD_CTX_free(self.inner)
+        EVP_MD_CTX_free(self.outer)
+    }
+
+    /// base64(HMAC-SHA256(key, message)).
+    func base64MAC(_ message: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        let ok = digest.withUnsafeMutableBufferPointer { out -> Bool in
+            guard let context = EVP_MD_CTX_new() else { return false }
+            defer { EVP_MD_CTX_free(context) }
+            var length: UInt32 = 0
+            // H((K ^ ipad) || message), then H((K ^ opad) || that).
+            return EVP_MD_CTX_copy_ex(context, self.inner) == 1
+                && message.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) } == 1
+                && EVP_DigestFinal_ex(context, out.baseAddress, &length) == 1
+                && EVP_MD_CTX_copy_ex(context, self.outer) == 1
+                && EVP_DigestUpdate(context, out.baseAddress, 32) == 1
+                && EVP_DigestFinal_ex(context, out.baseAddress, &length) == 1 && length == 32
+        }
+        precondition(ok, "HMAC-SHA256 failed in libcrypto")
         // 32 bytes encode to 44 base64 characters plus the NUL that EVP_EncodeBlock writes.
         var encoded = [UInt8](repeating: 0, count: 45)
         let written = encoded.withUnsafeMutableBufferPointer { out in
@@ -124,6 +159,21 @@ public struct Signer: Sendable {
             }
         }
         return String(decoding: encoded[0..<Int(written)], as: UTF8.self)
+    }
+
+    private static func absorb(_ context: OpaquePointer, _ block: [UInt8]) -> Bool {
+        EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1
+            && block.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) } == 1
+    }
+
+    private static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let ok = bytes.withUnsafeBytes { input in
+            digest.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+        }
+        precondition(ok == 1 && length == 32, "SHA-256 failed in libcrypto")
+        return digest
     }
 }
 

@@ -1,4 +1,4 @@
-import Signing
+@testable import Signing
 import Testing
 
 /// Vectors computed once, independently, with Python's `hmac` and `base64` modules:
@@ -90,5 +90,41 @@ struct SignerTests {
         #expect(!constantTimeEquals("abc", "abd"))
         #expect(!constantTimeEquals("abc", "abcd"))
         #expect(constantTimeEquals("", ""))
+    }
+}
+
+/// HMAC-SHA256 itself, at the key lengths where RFC 2104 changes path: RFC 4231 test cases 1, 2 and 6 (131-byte key,
+/// hashed first), plus an empty key and keys of exactly one block and one byte over (expected values from Python's
+/// `hmac` module).
+@Suite("HMAC-SHA256")
+struct HMACTests {
+    @Test(
+        "matches the reference values",
+        arguments: [
+            ([UInt8](repeating: 0x0B, count: 20), "Hi There", "sDRMYdjbOFNcqK/OrwvxK4gdwgDJgz2nJuk3bC4yz/c="),
+            (Array("Jefe".utf8), "what do ya want for nothing?", "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="),
+            ([UInt8](repeating: 0xAA, count: 131), "Test Using Larger Than Block-Size Key - Hash Key First", "YOQxWR7gtn8Niiaqy/W3f44LxiE3KMUUBUYEDw7jf1Q="),
+            ([], "", "thNnmggU2ex3L5XXeMNfxf8Wl8STcVZTxscSFEKSxa0="),
+            ([UInt8](repeating: UInt8(ascii: "k"), count: 64), "x", "+RxMQDYl+waRDvk5mSZbvS1iuursb/NkVUmMwST+PmY="),
+            ([UInt8](repeating: UInt8(ascii: "k"), count: 65), "x", "dQkso+4rMHRwwidpe0Kz5lN2qjuumPtaH3t1NtqpWIo="),
+        ])
+    func reference(key: [UInt8], message: String, expected: String) {
+        let hmac = HMACKey(key)
+        #expect(hmac.base64MAC(Array(message.utf8)) == expected)
+        // The key's precomputed state is only read: a second use gives the same answer.
+        #expect(hmac.base64MAC(Array(message.utf8)) == expected)
+    }
+
+    @Test("one key used from many threads at once gives the same signature every time")
+    func concurrent() async {
+        let signer = Signer(accessKey: "AK", secretKey: SecretKey("concurrent-secret"))
+        let expected = signer.signature(method: "GET", target: "/sms/v2/x", timestamp: "1")
+        let all = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { (0..<2000).allSatisfy { _ in signer.signature(method: "GET", target: "/sms/v2/x", timestamp: "1") == expected } }
+            }
+            return await group.reduce(true) { $0 && $1 }
+        }
+        #expect(all)
     }
 }

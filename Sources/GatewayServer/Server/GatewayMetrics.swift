@@ -1,5 +1,6 @@
 import Metrics
 public import Prometheus
+import Synchronization
 
 /// The gateway's Prometheus metrics, kept in a registry of its own (no global metrics bootstrap).
 ///
@@ -9,51 +10,91 @@ public struct GatewayMetrics: Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    private let buckets: [Duration]
     /// Requests being answered now.
     let inFlight: Meter
+    // The series the request path touches, looked up once per label set (see ``SeriesCache``).
+    private let requests = SeriesCache<[String], Prometheus.Counter>()
+    private let durations = SeriesCache<String, DurationHistogram>()
+    private let upstreamCalls = SeriesCache<[String], Prometheus.Counter>()
+    private let upstreamDurations = SeriesCache<String, DurationHistogram>()
+    private let results = SeriesCache<[String], Prometheus.Counter>()
+    private let cacheLookups = SeriesCache<String, Prometheus.Counter>()
 
     /// Creates an empty set of metrics with sensgate's latency buckets.
     public init(version: String = sensgateVersion) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
+        let buckets: [Duration] = [
             .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
             .seconds(5), .seconds(10),
         ]
+        factory.defaultDurationHistogramBuckets = buckets
+        self.buckets = buckets
         self.registry = registry
         self.factory = factory
         self.inFlight = Meter(label: "sensgate_http_requests_in_flight", factory: factory)
         Gauge(label: "sensgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 
+    // Computed: the descriptor type is not Sendable, and it is only needed when a series is first made.
+    static var requestsTotal: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "http_requests", unitName: "total", helpText: "Requests answered, by route, method, status, class and caller.")
+    }
+    static var requestDuration: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "http_request_duration", unitName: "seconds", helpText: "Time to answer a request, by route.")
+    }
+    static var upstreamTotal: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "upstream_requests", unitName: "total", helpText: "Calls to SENS, by route and outcome.")
+    }
+    static var upstreamDuration: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "upstream_request_duration", unitName: "seconds", helpText: "Time of one call to SENS, by route.")
+    }
+    static var resultsTotal: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "delivery_results", unitName: "total", helpText: "Delivery results served, by channel, code and class.")
+    }
+    static var cacheTotal: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "sensgate", metricName: "result_cache", unitName: "total", helpText: "Single-message lookups: hit, miss or coalesced.")
+    }
+
     /// One answered request.
     func recordRequest(route: String, method: String, status: Int, resultClass: String, caller: String, duration: Duration) {
-        Counter(
-            label: "sensgate_http_requests_total",
-            dimensions: [("route", route), ("method", method), ("status", String(status)), ("class", resultClass), ("caller", caller)],
-            factory: self.factory
-        ).increment()
-        Timer(label: "sensgate_http_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
-            .recordNanoseconds(duration.nanoseconds)
+        let statusText = String(status)
+        self.requests.series(for: [route, method, statusText, resultClass, caller]) {
+            self.registry.makeCounter(
+                descriptor: Self.requestsTotal,
+                labels: [("route", route), ("method", method), ("status", statusText), ("class", resultClass), ("caller", caller)])
+        }.increment()
+        self.durations.series(for: route) {
+            self.registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: self.buckets)
+        }.record(duration)
     }
 
     /// One upstream call: `outcome` is the HTTP status class (`2xx`…) or the transport error kind.
     func recordUpstream(route: String, outcome: String, duration: Duration) {
-        Timer(label: "sensgate_upstream_request_duration_seconds", dimensions: [("route", route)], factory: self.factory)
-            .recordNanoseconds(duration.nanoseconds)
-        Counter(label: "sensgate_upstream_requests_total", dimensions: [("route", route), ("outcome", outcome)], factory: self.factory)
-            .increment()
+        self.upstreamDurations.series(for: route) {
+            self.registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("route", route)], buckets: self.buckets)
+        }.record(duration)
+        self.upstreamCalls.series(for: [route, outcome]) {
+            self.registry.makeCounter(descriptor: Self.upstreamTotal, labels: [("route", route), ("outcome", outcome)])
+        }.increment()
     }
 
     /// One delivery result served, by channel, code namespace, code and class. Only codes in the table become
     /// label values (a bounded set); any other code is counted as `unknown`.
     func recordResult(channel: String, namespace: String, code: String, resultClass: String) {
-        Counter(
-            label: "sensgate_delivery_results_total",
-            dimensions: [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)],
-            factory: self.factory
-        ).increment()
+        self.results.series(for: [channel, namespace, code, resultClass]) {
+            self.registry.makeCounter(
+                descriptor: Self.resultsTotal,
+                labels: [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
+        }.increment()
     }
 
     /// One error answer, by its contract code.
@@ -74,7 +115,9 @@ public struct GatewayMetrics: Sendable {
     /// One single-message lookup: served from the cache (`hit`), shared with an identical one in flight
     /// (`coalesced`), or sent to SENS (`miss`).
     func recordCache(outcome: String) {
-        Counter(label: "sensgate_result_cache_total", dimensions: [("outcome", outcome)], factory: self.factory).increment()
+        self.cacheLookups.series(for: outcome) {
+            self.registry.makeCounter(descriptor: Self.cacheTotal, labels: [("outcome", outcome)])
+        }.increment()
     }
 
     /// The circuit breaker opened.
@@ -85,6 +128,23 @@ public struct GatewayMetrics: Sendable {
     /// The Prometheus text exposition of every series.
     public func render() -> [UInt8] {
         self.registry.emitToBuffer()
+    }
+}
+
+/// Metric series already made, by label values.
+///
+/// Making a series through swift-metrics or the registry allocates the label list and looks it up under the
+/// registry's lock on every call; the request path instead finds its series here with one small lookup. Label values
+/// are bounded (see ``GatewayMetrics``), so the cache is too.
+final class SeriesCache<Key: Hashable & Sendable, Series: AnyObject & Sendable>: Sendable {
+    private let made = Mutex<[Key: Series]>([:])
+
+    func series(for key: Key, make: () -> Series) -> Series {
+        if let series = self.made.withLock({ $0[key] }) { return series }
+        // The registry hands out one series per name and label set, so a race here makes the same series twice.
+        let series = make()
+        self.made.withLock { $0[key] = series }
+        return series
     }
 }
 
