@@ -2,7 +2,6 @@
 
 public import Hummingbird
 import DeliveryResults
-import Foundation
 import HummingbirdCore
 public import Logging
 import NIOCore

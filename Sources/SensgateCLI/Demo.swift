@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import DeliveryResults
 import GatewayServer
 import Logging
 import NIOCore
@@ -197,14 +197,14 @@ struct DemoTour {
         return (0..<max(leftLines.count, rightLines.count)).map { index in
             let l = index < leftLines.count ? leftLines[index] : ""
             let r = index < rightLines.count ? rightLines[index] : ""
-            return "   " + l.padding(toLength: width, withPad: " ", startingAt: 0) + " │ " + r
+            return "   " + l + String(repeating: " ", count: max(0, width - l.count)) + " │ " + r
         }.joined(separator: "\n")
     }
 
     /// Pretty-prints JSON for people, keeping the key order it came in; anything else is shown as it came.
     static func pretty(_ body: ByteBuffer) -> String {
         let bytes = Array(body.readableBytesView)
-        guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else {
+        guard (try? JSONValue.parse(bytes[...])) != nil else {
             return String(decoding: bytes, as: UTF8.self)
         }
         return JSONPretty.format(bytes)

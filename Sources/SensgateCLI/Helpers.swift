@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import GatewayServer
 import Signing
 import UpstreamClient
@@ -34,7 +33,7 @@ struct Lookup: AsyncParsableCommand {
         case .success(let json):
             Console.out(JSONPretty.format(json))
         case .failure(let error):
-            FileHandle.standardError.write(Data((JSONPretty.format(error.envelope(requestID: nil)) + "\n").utf8))
+            Console.errorText(JSONPretty.format(error.envelope(requestID: nil)))
             throw ExitCode(1)
         }
     }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import GatewayServer
 import SENSMock
 import Signing
@@ -26,13 +26,14 @@ struct Mock: AsyncParsableCommand {
             Console.error("the mock needs NCP_ACCESS_KEY (the access key it accepts)")
             throw ExitCode(2)
         }
-        var secret = environment["NCP_SECRET_KEY"] ?? ""
+        var secret = SecretKey(environment["NCP_SECRET_KEY"] ?? "")
         if let path = self.secretKeyFile {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                Console.error("cannot read the secret key file \(path)")
+            do throws(ConfigurationError) {
+                secret = try ConfigurationLoader.readSecretKey(path: path)
+            } catch {
+                Console.error(error.message)
                 throw ExitCode(2)
             }
-            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard !secret.isEmpty else {
             Console.error("the mock needs NCP_SECRET_KEY or --secret-key-file")
@@ -46,7 +47,7 @@ struct Mock: AsyncParsableCommand {
             Console.error(error.description)
             throw ExitCode(2)
         }
-        let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(secret))
+        let mock = SENSMock(accessKey: accessKey, secretKey: secret)
         let bound = try await mock.start(host: host, port: port)
         Console.out("sensgate mock: SENS-compatible upstream on http://\(host):\(bound) (Ctrl-C to stop)")
         // Serve until SIGINT or SIGTERM.

@@ -1,7 +1,9 @@
 // SensgateCLI: the `sensgate` command — serve the gateway, run the demo, and operator helpers.
 
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GatewayServer
 
 @main
@@ -25,20 +27,35 @@ struct Sensgate: AsyncParsableCommand {
         } catch {
             if exitCode(for: error) == .validationFailure {
                 Console.error(message(for: error))
-                Foundation.exit(2)
+                Glibc.exit(2)
             }
             exit(withError: error)
         }
     }
 }
 
-/// Writes to standard error without buffering, one line at a time.
+/// Writes to standard error and output without buffering, one line at a time.
 enum Console {
     static func error(_ line: String) {
-        FileHandle.standardError.write(Data(("sensgate: " + line + "\n").utf8))
+        self.write("sensgate: " + line + "\n", to: STDERR_FILENO)
+    }
+
+    /// An error envelope or other text for standard error, as it is (no `sensgate:` prefix).
+    static func errorText(_ text: String) {
+        self.write(text + "\n", to: STDERR_FILENO)
     }
 
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        self.write(text + "\n", to: STDOUT_FILENO)
+    }
+
+    private static func write(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
     }
 }

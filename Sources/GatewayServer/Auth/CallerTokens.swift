@@ -1,6 +1,5 @@
 import Signing
 import Synchronization
-import Yams
 
 /// One internal service allowed to call the gateway.
 public struct Caller: Sendable, Equatable, CustomStringConvertible {
@@ -49,18 +48,19 @@ public struct CallerTokens: Sendable {
     /// Parses a tokens file.
     /// - Throws: ``ConfigurationError`` naming the file and the entry that is wrong; never the token.
     public init(yaml text: String, source: String) throws(ConfigurationError) {
-        let parsed: Any?
+        let parsed: YAMLSubset.Node
         do {
-            parsed = try Yams.load(yaml: text)
+            parsed = try YAMLSubset.parse(text)
         } catch {
-            throw ConfigurationError("the caller tokens file \(source) is not valid YAML")
+            // The parser's reason names a line, never its text: the line may hold a token.
+            throw ConfigurationError("the caller tokens file \(source) is not valid YAML (line \(error.line))")
         }
-        guard let mapping = parsed as? [String: Any], !mapping.isEmpty else {
+        guard case .mapping(let entries) = parsed, !entries.isEmpty else {
             throw ConfigurationError("the caller tokens file \(source) must map caller names to tokens")
         }
         var callers: [Caller] = []
         var seen: Set<String> = []
-        for name in mapping.keys.sorted() {
+        for (name, value) in entries.sorted(by: { $0.key < $1.key }) {
             guard !name.isEmpty, name.utf8.count <= 64,
                 name.utf8.allSatisfy({ byte in
                     (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
@@ -73,27 +73,27 @@ public struct CallerTokens: Sendable {
             let token: String
             var channels: Set<String>? = nil
             var prefixes: [String]? = nil
-            switch mapping[name] {
-            case let text as String:
+            switch value {
+            case .scalar(let text):
                 token = text
-            case let entry as [String: Any]:
-                guard let text = entry["token"] as? String else { throw ConfigurationError("caller \(name) in \(source) has no token") }
+            case .mapping(let fields):
+                guard case .scalar(let text)? = value["token"] else { throw ConfigurationError("caller \(name) in \(source) has no token") }
                 token = text
-                if let list = entry["channels"] {
-                    guard let names = list as? [String], !names.isEmpty, names.allSatisfy(Self.channelNames.contains) else {
+                if let list = value["channels"] {
+                    guard let names = Self.texts(list), !names.isEmpty, names.allSatisfy(Self.channelNames.contains) else {
                         throw ConfigurationError("caller \(name) in \(source): channels must be a list of sms, brandmessage, alimtalk, friendtalk")
                     }
                     channels = Set(names)
                 }
-                if let list = entry["prefixes"] {
-                    guard let paths = list as? [String], !paths.isEmpty,
+                if let list = value["prefixes"] {
+                    guard let paths = Self.texts(list), !paths.isEmpty,
                         paths.allSatisfy({ path in RequestTarget.passthroughPrefixes.contains { path.hasPrefix($0) } })
                     else {
                         throw ConfigurationError("caller \(name) in \(source): prefixes must be paths under /sms/v2/, /brandmessage/v2/, /alimtalk/v2/ or /friendtalk/v2/")
                     }
                     prefixes = paths
                 }
-                let unknown = Set(entry.keys).subtracting(["token", "channels", "prefixes"])
+                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "prefixes"])
                 guard unknown.isEmpty else {
                     throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
                 }
@@ -107,6 +107,17 @@ public struct CallerTokens: Sendable {
             callers.append(Caller(name: name, token: token, channels: channels, prefixes: prefixes))
         }
         self.callers = callers
+    }
+
+    /// A list of scalars as text, or `nil` for anything else.
+    private static func texts(_ node: YAMLSubset.Node) -> [String]? {
+        guard case .list(let items) = node else { return nil }
+        var texts: [String] = []
+        for item in items {
+            guard case .scalar(let text) = item else { return nil }
+            texts.append(text)
+        }
+        return texts
     }
 
     /// The caller a presented token belongs to.

@@ -1,8 +1,7 @@
-import Foundation
+import FoundationEssentials
 import Logging
-import Signing
+public import Signing
 import UpstreamClient
-import Yams
 
 /// Resolves a ``GatewayConfiguration`` from flags, environment and a YAML file, in that order of precedence.
 public enum ConfigurationLoader {
@@ -85,7 +84,7 @@ public enum ConfigurationLoader {
             throw ConfigurationError("upstream \"\(upstream)\" is not valid: \(error.detail)")
         }
 
-        guard let accessKey = value("access-key"), !accessKey.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard let accessKey = value("access-key"), !Self.trimmed(accessKey).isEmpty else {
             throw ConfigurationError("the NCP access key is not set: set NCP_ACCESS_KEY (or --access-key, or access-key in the config file)")
         }
         guard Self.isHeaderSafe(accessKey) else {
@@ -150,20 +149,26 @@ public enum ConfigurationLoader {
         return configuration
     }
 
+    /// `text` without leading and trailing spaces, tabs and line breaks.
+    static func trimmed(_ text: String) -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
+        return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    }
+
     /// Reads a file's text as UTF-8.
-    static func readTextFile(_ path: String) throws -> String {
+    public static func readTextFile(_ path: String) throws -> String {
         try String(contentsOfFile: path, encoding: .utf8)
     }
 
     /// Reads the secret key file: its text without surrounding white space, which must not be empty.
-    static func readSecretKey(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> SecretKey {
+    public static func readSecretKey(path: String, readFile: (String) throws -> String = readTextFile) throws(ConfigurationError) -> SecretKey {
         let text: String
         do {
             text = try readFile(path)
         } catch {
             throw ConfigurationError("cannot read the secret key file \(path)")
         }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = Self.trimmed(text)
         guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(path) is empty") }
         return SecretKey(trimmed)
     }
@@ -186,27 +191,25 @@ public enum ConfigurationLoader {
         } catch {
             throw ConfigurationError("cannot read the config file \(path)")
         }
-        let parsed: Any?
+        let parsed: YAMLSubset.Node
         do {
-            parsed = try Yams.load(yaml: text)
+            parsed = try YAMLSubset.parse(text)
         } catch {
-            throw ConfigurationError("the config file \(path) is not valid YAML")
+            throw ConfigurationError("the config file \(path) is not valid YAML (\(error))")
         }
-        guard let parsed else { return [:] }
-        guard let mapping = parsed as? [String: Any] else {
+        if parsed == .null { return [:] }
+        guard case .mapping(let entries) = parsed else {
             throw ConfigurationError("the config file \(path) must be a YAML mapping of setting names to values")
         }
         var result: [String: String] = [:]
-        for (key, raw) in mapping {
+        for (key, value) in entries {
             guard Self.keys.contains(key) else {
                 throw ConfigurationError("unknown setting \"\(key)\" in \(path); known settings: \(Self.keys.joined(separator: ", "))")
             }
-            switch raw {
-            case let text as String: result[key] = text
-            case let number as Int: result[key] = String(number)
-            case let number as Double: result[key] = String(number)
-            default: throw ConfigurationError("setting \"\(key)\" in \(path) must be a single value")
+            guard case .scalar(let text) = value else {
+                throw ConfigurationError("setting \"\(key)\" in \(path) must be a single value")
             }
+            result[key] = text
         }
         return result
     }
