@@ -66,15 +66,32 @@ final class CurlLoop: @unchecked Sendable {
         let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>) in
-                guard transfer.arm(continuation) else { return }
-                if !self.submit(.start(transfer)) {
-                    transfer.finish(.failure(UpstreamError(.shuttingDown, "the upstream client is shutting down")))
-                }
+                self.start(transfer) { continuation.resume(returning: $0) }
             }
         } onCancel: {
-            if transfer.requestCancel() {
-                _ = self.submit(.cancel(transfer))
-            }
+            self.cancel(transfer)
+        }
+    }
+
+    /// Hands a request to the loop; `completion` runs once, on the loop thread, with the result.
+    /// - Returns: The transfer, for ``cancel(_:)``.
+    func execute(_ request: UpstreamRequest, completion: @escaping Transfer.Completion) -> Transfer {
+        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes)
+        self.start(transfer, completion: completion)
+        return transfer
+    }
+
+    /// Stops a transfer early; its completion runs with ``UpstreamError/Kind/cancelled`` unless it already ran.
+    func cancel(_ transfer: Transfer) {
+        if transfer.requestCancel() {
+            _ = self.submit(.cancel(transfer))
+        }
+    }
+
+    private func start(_ transfer: Transfer, completion: @escaping Transfer.Completion) {
+        guard transfer.arm(completion) else { return }
+        if !self.submit(.start(transfer)) {
+            transfer.finish(.failure(UpstreamError(.shuttingDown, "the upstream client is shutting down")))
         }
     }
 
@@ -323,9 +340,12 @@ final class CurlLoop: @unchecked Sendable {
 
 /// One request's state. Fields marked "loop thread" are only touched there; `state` is guarded by its mutex.
 final class Transfer: @unchecked Sendable {
+    /// Receives the result exactly once.
+    typealias Completion = @Sendable (Result<UpstreamResponse, UpstreamError>) -> Void
+
     enum State {
         case idle
-        case waiting(CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>)
+        case waiting(Completion)
         case cancelledEarly
         case finished
     }
@@ -349,15 +369,15 @@ final class Transfer: @unchecked Sendable {
 
     var cancelRequested: Bool { self.cancelFlag.load(ordering: .acquiring) }
 
-    /// Stores the continuation; returns false (having resumed it) when the task was cancelled first.
-    func arm(_ continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>) -> Bool {
+    /// Stores the completion; returns false (having called it) when the caller cancelled first.
+    func arm(_ completion: @escaping Completion) -> Bool {
         let cancelledEarly = self.state.withLock { state -> Bool in
             if case .cancelledEarly = state { return true }
-            state = .waiting(continuation)
+            state = .waiting(completion)
             return false
         }
         if cancelledEarly {
-            continuation.resume(returning: .failure(UpstreamError(.cancelled, "cancelled before it was sent")))
+            completion(.failure(UpstreamError(.cancelled, "cancelled before it was sent")))
             return false
         }
         return true
@@ -379,14 +399,14 @@ final class Transfer: @unchecked Sendable {
         }
     }
 
-    /// Resumes the caller exactly once; later calls do nothing.
+    /// Hands the result to the caller exactly once; later calls do nothing.
     func finish(_ result: Result<UpstreamResponse, UpstreamError>) {
-        let continuation = self.state.withLock { state -> CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>? in
-            guard case .waiting(let continuation) = state else { return nil }
+        let completion = self.state.withLock { state -> Completion? in
+            guard case .waiting(let completion) = state else { return nil }
             state = .finished
-            return continuation
+            return completion
         }
-        continuation?.resume(returning: result)
+        completion?(result)
     }
 }
 

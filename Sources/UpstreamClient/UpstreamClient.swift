@@ -148,6 +148,23 @@ public final class UpstreamClient: Service, Sendable {
         return try await self.loop.execute(request).get()
     }
 
+    /// Sends one request without a task: `completion` runs once with the response or the error, on the client's own
+    /// thread, so it must only hand the result on (for example to an event loop), never block.
+    /// - Parameters:
+    ///   - request: The request; its target must be an absolute path.
+    ///   - completion: Receives the upstream's response, whatever its status, or why none came back.
+    /// - Returns: A handle that can cancel the call.
+    @discardableResult
+    public func execute(_ request: UpstreamRequest, completion: @escaping @Sendable (Result<UpstreamResponse, UpstreamError>) -> Void) -> UpstreamCall {
+        guard request.target.utf8.first == UInt8(ascii: "/") else {
+            completion(.failure(UpstreamError(.invalidRequest, "request-target must be an absolute path")))
+            return UpstreamCall(cancel: {})
+        }
+        let loop = self.loop
+        let transfer = loop.execute(request, completion: completion)
+        return UpstreamCall(cancel: { loop.cancel(transfer) })
+    }
+
     /// Whether the client still takes new requests (false once shutdown has begun).
     public var isAccepting: Bool { self.loop.isAccepting }
 
@@ -160,6 +177,20 @@ public final class UpstreamClient: Service, Sendable {
     /// Stops taking new requests, waits for the ones in flight, then stops the thread. Safe to call twice.
     public func shutdown() async {
         await self.loop.shutdown()
+    }
+}
+
+/// A call in flight, started by ``UpstreamClient/execute(_:completion:)``.
+public struct UpstreamCall: Sendable {
+    private let stop: @Sendable () -> Void
+
+    init(cancel: @escaping @Sendable () -> Void) {
+        self.stop = cancel
+    }
+
+    /// Stops the call; its completion runs with ``UpstreamError/Kind/cancelled`` unless it already ran.
+    public func cancel() {
+        self.stop()
     }
 }
 

@@ -1,4 +1,5 @@
 import Signing
+import Synchronization
 import UpstreamClient
 
 /// Signs and sends requests to SENS: the one path every upstream call takes, passthrough and lookups alike.
@@ -14,7 +15,7 @@ struct SignedUpstream: Sendable {
     /// The deadline for all attempts of one call together.
     let timeout: Duration
 
-    /// Sends a request, retrying what may be retried.
+    /// Sends a request, retrying what may be retried; cancelling the calling task cancels the call.
     /// - Parameters:
     ///   - request: The request, without credentials.
     ///   - route: The route label for metrics.
@@ -22,72 +23,116 @@ struct SignedUpstream: Sendable {
     /// - Returns: The last response SENS gave, whatever its status.
     /// - Throws: ``GatewayError`` for a transport failure or a refusal by the gateway's own limits.
     func send(_ request: UpstreamRequest, route: String, record: RequestRecord) async throws(GatewayError) -> UpstreamResponse {
+        let cancellation = UpstreamCancellation()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, GatewayError>, Never>) in
+                self.send(request, route: route, record: record, cancellation: cancellation) { continuation.resume(returning: $0) }
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        return try result.get()
+    }
+
+    /// Sends a request, retrying what may be retried, without a task: for callers on an event loop.
+    ///
+    /// `completion` runs exactly once, on whichever thread finished the call (usually the upstream client's), so it
+    /// must only hand the result on. Retries wait in a task of their own; they are rare.
+    func send(
+        _ request: UpstreamRequest, route: String, record: RequestRecord, cancellation: UpstreamCancellation,
+        completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
+    ) {
         let deadline = ContinuousClock.now + (request.timeout ?? self.timeout)
-        var retry = 0
-        while true {
-            let result = try await self.attempt(request, deadline: deadline, route: route, record: record)
+        self.attempt(request, retry: 0, deadline: deadline, route: route, record: record, cancellation: cancellation, completion: completion)
+    }
+
+    /// One admitted, freshly signed attempt; then the answer, or another attempt.
+    private func attempt(
+        _ request: UpstreamRequest, retry: Int, deadline: ContinuousClock.Instant, route: String, record: RequestRecord,
+        cancellation: UpstreamCancellation, completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
+    ) {
+        if cancellation.isCancelled {
+            completion(.failure(GatewayError(.upstreamUnreachable, "the call was cancelled while waiting to retry")))
+            return
+        }
+        do {
+            try self.limits.admit()
+        } catch {
+            self.metrics.recordRefusal(reason: error.metricLabel)
+            completion(.failure(error.gatewayError))
+            return
+        }
+        var signedRequest = request
+        signedRequest.timeout = max(.milliseconds(1), deadline - .now)
+        // Signed at send time, so every attempt carries a fresh timestamp.
+        let signed = self.credentials.signer.sign(method: request.method, target: request.target)
+        signedRequest.headers.append((SignatureHeader.timestamp, signed.timestamp))
+        signedRequest.headers.append((SignatureHeader.accessKey, signed.accessKey))
+        signedRequest.headers.append((SignatureHeader.signature, signed.signature))
+        let start = ContinuousClock.now
+        let call = self.client.execute(signedRequest) { result in
+            self.limits.release()
             let outcome: RetryPolicy.Outcome
             switch result {
             case .success(let response):
-                guard response.status == 429 || (500...599).contains(response.status) else { return response }
+                self.limits.breaker.recordSuccess()
+                record.upstreamStatus = response.status
+                self.metrics.recordUpstream(route: route, outcome: "\(response.status / 100)xx", duration: ContinuousClock.now - start)
+                guard response.status == 429 || (500...599).contains(response.status) else {
+                    completion(.success(response))
+                    return
+                }
                 outcome = .status(response.status, retryAfterSeconds: response.retryAfterSeconds)
             case .failure(let error):
+                if error.kind == .connectFailed, self.limits.breaker.recordConnectFailure() {
+                    self.metrics.recordBreakerOpened()
+                }
+                self.metrics.recordUpstream(route: route, outcome: error.kind.rawValue, duration: ContinuousClock.now - start)
                 switch error.kind {
                 case .connectFailed: outcome = .connectFailed
                 case .unreachable: outcome = .connectionLost
                 default: outcome = .other
                 }
             }
-            retry += 1
-            guard !Task.isCancelled, RetryPolicy.isRetryable(outcome, method: request.method),
-                let delay = self.policy.delay(beforeRetry: retry, after: outcome, remaining: deadline - .now, random: Double.random(in: 0..<1))
+            guard !cancellation.isCancelled, RetryPolicy.isRetryable(outcome, method: request.method),
+                let delay = self.policy.delay(beforeRetry: retry + 1, after: outcome, remaining: deadline - .now, random: Double.random(in: 0..<1))
             else {
-                switch result {
-                case .success(let response): return response
-                case .failure(let error): throw GatewayError(upstream: error)
-                }
+                completion(result.mapError { GatewayError(upstream: $0) })
+                return
             }
             self.metrics.recordRetry(route: route, reason: outcome.metricLabel)
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                throw GatewayError(.upstreamUnreachable, "the call was cancelled while waiting to retry")
+            Task {
+                try? await Task.sleep(for: delay)
+                self.attempt(
+                    request, retry: retry + 1, deadline: deadline, route: route, record: record, cancellation: cancellation, completion: completion)
             }
         }
+        cancellation.track(call)
+    }
+}
+
+/// Cancels one call to SENS, whichever attempt it is on.
+final class UpstreamCancellation: Sendable {
+    private let state = Mutex<(cancelled: Bool, call: UpstreamCall?)>((false, nil))
+
+    var isCancelled: Bool { self.state.withLock { $0.cancelled } }
+
+    /// Cancels the attempt in flight, and any later one before it starts.
+    func cancel() {
+        let call = self.state.withLock { state -> UpstreamCall? in
+            state.cancelled = true
+            return state.call
+        }
+        call?.cancel()
     }
 
-    /// One admitted, freshly signed attempt.
-    private func attempt(_ request: UpstreamRequest, deadline: ContinuousClock.Instant, route: String, record: RequestRecord)
-        async throws(GatewayError) -> Result<UpstreamResponse, UpstreamError>
-    {
-        do {
-            try self.limits.admit()
-        } catch {
-            self.metrics.recordRefusal(reason: error.metricLabel)
-            throw error.gatewayError
+    /// Notes the attempt in flight (cancelled at once if the call already was).
+    func track(_ call: UpstreamCall) {
+        let cancelled = self.state.withLock { state -> Bool in
+            state.call = call
+            return state.cancelled
         }
-        defer { self.limits.release() }
-        var request = request
-        request.timeout = max(.milliseconds(1), deadline - .now)
-        // Signed at send time, so every attempt carries a fresh timestamp.
-        let signed = self.credentials.signer.sign(method: request.method, target: request.target)
-        request.headers.append((SignatureHeader.timestamp, signed.timestamp))
-        request.headers.append((SignatureHeader.accessKey, signed.accessKey))
-        request.headers.append((SignatureHeader.signature, signed.signature))
-        let start = ContinuousClock.now
-        do {
-            let response = try await self.client.execute(request)
-            self.limits.breaker.recordSuccess()
-            record.upstreamStatus = response.status
-            self.metrics.recordUpstream(route: route, outcome: "\(response.status / 100)xx", duration: ContinuousClock.now - start)
-            return .success(response)
-        } catch {
-            if error.kind == .connectFailed, self.limits.breaker.recordConnectFailure() {
-                self.metrics.recordBreakerOpened()
-            }
-            self.metrics.recordUpstream(route: route, outcome: error.kind.rawValue, duration: ContinuousClock.now - start)
-            return .failure(error)
-        }
+        if cancelled { call.cancel() }
     }
 }
 
