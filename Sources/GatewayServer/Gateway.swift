@@ -155,9 +155,7 @@ public struct Gateway: Sendable {
             server: .gatewayHTTP1(
                 idleTimeout: .seconds(75),
                 limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
-                cachedResults: self.results.cache.isEnabled
-                    ? CachedResultAnswerer(lookup: self.results, callers: self.callers, log: AccessLog(logger: self.logger, metrics: self.metrics))
-                    : nil),
+                direct: self.directResponses()),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,
@@ -167,6 +165,15 @@ public struct Gateway: Sendable {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: self.logger
         )
+    }
+
+    /// The routes connections answer before the router, built from the same parts the router uses.
+    func directResponses() -> DirectResponses {
+        let log = AccessLog(logger: self.logger, metrics: self.metrics)
+        return DirectResponses(
+            cachedResults: self.results.cache.isEnabled ? CachedResultAnswerer(lookup: self.results, callers: self.callers, log: log) : nil,
+            passthrough: DirectPassthrough(upstream: self.signed, callers: self.callers, maxBodyBytes: self.configuration.maxBodyBytes),
+            log: log)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {

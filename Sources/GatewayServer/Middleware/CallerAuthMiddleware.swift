@@ -13,22 +13,30 @@ struct CallerAuthMiddleware: RouterMiddleware {
     let store: CallerStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let tokens = self.store.tokens, !Self.open.contains(request.uri.path) else {
-            return try await next(request, context)
-        }
-        guard let presented = Self.token(in: request.headers), let caller = tokens.authenticate(presented) else {
+        context.record.caller = try Self.authorize(request.head, store: self.store)
+        return try await next(request, context)
+    }
+
+    /// The caller a request comes from, when caller tokens are configured; for the router and for
+    /// ``DirectResponseHandler`` alike.
+    /// - Returns: The caller, or `nil` when no tokens are configured or the route is open.
+    /// - Throws: ``GatewayError`` `unauthorized` for a missing or unknown token, or a channel or path the caller may
+    ///   not use.
+    static func authorize(_ head: HTTPRequest, store: CallerStore) throws(GatewayError) -> Caller? {
+        let target = head.path ?? ""
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard let tokens = store.tokens, !Self.open.contains(path) else { return nil }
+        guard let presented = Self.token(in: head.headerFields), let caller = tokens.authenticate(presented) else {
             throw GatewayError(.unauthorized, "a valid caller token is required (Authorization: Bearer <token> or X-Sensgate-Token)")
         }
-        context.record.caller = caller
-        let target = request.head.path ?? ""
         if RequestTarget.isPassthrough(target) {
             guard caller.allows(passthroughTarget: target) else {
                 throw GatewayError(.unauthorized, "caller \(caller.name) may not use this path")
             }
-        } else if let channel = Self.resultsChannel(request.uri.path), !caller.allows(channel: channel) {
+        } else if let channel = Self.resultsChannel(path), !caller.allows(channel: channel) {
             throw GatewayError(.unauthorized, "caller \(caller.name) may not use channel \(channel)")
         }
-        return try await next(request, context)
+        return caller
     }
 
     static func token(in headers: HTTPFields) -> String? {

@@ -36,13 +36,19 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 
     static func response(for error: GatewayError, context: Context) -> Response {
-        context.record.errorCode = error.code.rawValue
-        context.record.resultClass = error.code.errorClass
-        if context.record.upstreamStatus == nil { context.record.upstreamStatus = error.upstreamStatus }
+        let (status, headers, body) = Self.answer(for: error, record: context.record)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The error envelope as status, headers and body, noted in the request's record; for the router and for
+    /// ``DirectResponseHandler`` alike.
+    static func answer(for error: GatewayError, record: RequestRecord) -> (HTTPResponse.Status, HTTPFields, [UInt8]) {
+        record.errorCode = error.code.rawValue
+        record.resultClass = error.code.errorClass
+        if record.upstreamStatus == nil { record.upstreamStatus = error.upstreamStatus }
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let retryAfter = error.retryAfterSeconds { headers[.retryAfter] = String(retryAfter) }
-        let body = ByteBuffer(bytes: error.envelope(requestID: context.requestID))
-        return Response(status: error.code.status, headers: headers, body: .init(byteBuffer: body))
+        return (error.code.status, headers, error.envelope(requestID: record.requestID))
     }
 }

@@ -10,17 +10,20 @@ struct RequestIDMiddleware: RouterMiddleware {
     static let headerName = HTTPField.Name("X-Request-Id")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let id: String
-        if let given = request.headers[Self.headerName], Self.isAcceptable(given) {
-            id = given
-            context.record.requestIDFromCaller = true
-        } else {
-            id = Self.generate()
-        }
-        context.record.requestID = id
+        Self.assign(from: request.headers, to: context.record)
         var response = try await next(request, context)
-        response.headers[Self.headerName] = id
+        response.headers[Self.headerName] = context.record.requestID
         return response
+    }
+
+    /// Gives the request its id: the caller's when it is sane, else a new one.
+    static func assign(from headers: HTTPFields, to record: RequestRecord) {
+        if let given = headers[Self.headerName], Self.isAcceptable(given) {
+            record.requestID = given
+            record.requestIDFromCaller = true
+        } else {
+            record.requestID = Self.generate()
+        }
     }
 
     /// Up to 128 visible ASCII characters with no quotes or backslashes: safe to echo and to log.

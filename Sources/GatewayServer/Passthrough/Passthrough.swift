@@ -11,24 +11,32 @@ struct Passthrough: Sendable {
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
-        let target = request.head.path ?? "/"
         let body = try await request.collectBody(upTo: self.maxBodyBytes)
         context.record.bytesIn = body.readableBytes
-        let method = request.method.rawValue
-
-        var headers = ForwardedHeaders.select(from: request.headers)
-        headers.append(("x-request-id", context.requestID))
         let sent = try await self.upstream.send(
-            UpstreamRequest(method: method, target: target, headers: headers, body: body.readableBytes > 0 || method == "POST" ? body : nil),
-            route: context.record.route,
-            record: context.record
-        )
+            Self.upstreamRequest(request.head, body: body, requestID: context.requestID), route: context.record.route, record: context.record)
+        let (status, fields, responseBody) = try Self.answer(sent)
+        return Response(status: status, headers: fields, body: .init(byteBuffer: responseBody))
+    }
+
+    /// What goes upstream for a caller's request: the same method, target and body, and the headers that may be
+    /// forwarded plus the request id (the signature is added per attempt).
+    static func upstreamRequest(_ head: HTTPRequest, body: ByteBuffer, requestID: String) -> UpstreamRequest {
+        let method = head.method.rawValue
+        var headers = ForwardedHeaders.select(from: head.headerFields)
+        headers.append(("x-request-id", requestID))
+        return UpstreamRequest(
+            method: method, target: head.path ?? "/", headers: headers, body: body.readableBytes > 0 || method == "POST" ? body : nil)
+    }
+
+    /// What goes back to the caller: SENS's status, body, content type and `Retry-After`, unchanged.
+    static func answer(_ sent: UpstreamResponse) throws(GatewayError) -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
         guard (100...599).contains(sent.status) else {
             throw GatewayError(.upstreamMalformed, "SENS answered with an invalid status", upstreamStatus: sent.status)
         }
         var fields = HTTPFields()
         if let contentType = sent.contentType { fields[.contentType] = contentType }
         if let retryAfter = sent.retryAfterSeconds { fields[.retryAfter] = String(retryAfter) }
-        return Response(status: HTTPResponse.Status(code: sent.status), headers: fields, body: .init(byteBuffer: sent.body))
+        return (HTTPResponse.Status(code: sent.status), fields, sent.body)
     }
 }

@@ -5,6 +5,14 @@ import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import Synchronization
 
+/// What connections may answer before the router (see ``DirectResponseHandler``).
+struct DirectResponses: Sendable {
+    /// Result-cache hits, when the cache is on.
+    var cachedResults: CachedResultAnswerer?
+    var passthrough: DirectPassthrough
+    var log: AccessLog
+}
+
 /// Limits on client connections.
 struct ConnectionLimits: Sendable {
     /// Time a client has to send a request's head (from connecting, for the first request) and, separately, its body.
@@ -19,7 +27,7 @@ final class ConnectionCounter: Sendable {
 }
 
 /// Hummingbird's HTTP/1 channel with one extra handler that sees the raw request-target and guards the connection,
-/// and one that answers result-cache hits (``CachedResultHandler``).
+/// and one that answers the hot routes before the router (``DirectResponseHandler``).
 ///
 /// NIO's conversion to HTTP types turns an absolute-form target (`GET http://host/path`) into a plain path, so the
 /// router could no longer tell it apart. ``ConnectionGuardHandler`` runs before that conversion and marks such targets.
@@ -27,19 +35,19 @@ struct OriginFormChannel: ServerChildChannel {
     let inner: HTTP1Channel
     let limits: ConnectionLimits
     let open: ConnectionCounter
-    /// Answers result-cache hits before the router, when the cache is on.
-    let cachedResults: CachedResultAnswerer?
+    /// What ``DirectResponseHandler`` needs: the answers it may give before the router.
+    let direct: DirectResponses
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(ConnectionGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
-            if let cachedResults = self.cachedResults {
-                // After the keep-alive and idle-timeout state handler, so it sees these requests and responses too.
-                let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-                try pipeline.addHandler(CachedResultHandler(answerer: cachedResults), position: .after(state))
-            }
+            // After the keep-alive and idle-timeout state handler, so that it sees these requests and responses too.
+            let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
+            try pipeline.addHandler(
+                DirectResponseHandler(cachedResults: self.direct.cachedResults, passthrough: self.direct.passthrough, log: self.direct.log),
+                position: .after(state))
             return value
         }
     }
@@ -120,12 +128,12 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 with sensgate's request-target check and connection guard in front.
-    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits, cachedResults: CachedResultAnswerer?) -> HTTPServerBuilder {
+    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits, direct: DirectResponses) -> HTTPServerBuilder {
         let open = ConnectionCounter()
         return HTTPServerBuilder { responder in
             OriginFormChannel(
                 inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open,
-                cachedResults: cachedResults)
+                direct: direct)
         }
     }
 }

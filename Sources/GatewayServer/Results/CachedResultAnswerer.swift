@@ -1,0 +1,59 @@
+import DeliveryResults
+import HTTPTypes
+
+/// What a connection needs to answer a cached delivery result itself.
+struct CachedResultAnswerer: Sendable {
+    let lookup: DeliveryLookup
+    let callers: CallerStore
+    let log: AccessLog
+
+    /// The answer to a `GET /v1/results/{channel}/{messageId}` whose result is in the cache, or `nil` for every
+    /// other request — including any the router would refuse, so that every error still comes from one place, and any
+    /// that asks to close the connection, which the router's connection loop handles.
+    func answer(_ head: HTTPRequest) -> (body: [UInt8], record: RequestRecord)? {
+        guard head.method == .get, let target = head.path, target.utf8.starts(with: Self.prefix.utf8),
+            RequestTarget.validate(target) == nil, let parsed = Self.parse(target),
+            !DirectResponseHandler.asksToClose(head)
+        else { return nil }
+        guard let channel = DeliveryChannel(rawValue: parsed.channel),
+            (try? DeliveryLookup.identifier(parsed.messageId, name: "messageId")) != nil,
+            let serviceId = try? self.lookup.serviceId(given: parsed.serviceId, channel: channel)
+        else { return nil }
+        guard let record = RequestRecord(direct: head, route: "/v1/results", callers: self.callers),
+            let entry = self.lookup.cache.get(ResultCache.Key(channel: channel, serviceId: serviceId, messageId: parsed.messageId))
+        else { return nil }
+        self.lookup.metrics.recordCache(outcome: "hit")
+        self.lookup.count(entry.result, record: record)
+        return (entry.body(includeRaw: parsed.includeRaw), record)
+    }
+
+    static let prefix = "/v1/results/"
+
+    /// `/v1/results/{channel}/{messageId}` with at most `serviceId=` and `include=` in the query, all plain (no
+    /// escapes, no repeats); anything else is left to the router, which decodes queries fully.
+    static func parse(_ target: String) -> (channel: String, messageId: String, serviceId: String?, includeRaw: Bool)? {
+        let rest = target.utf8.dropFirst(Self.prefix.utf8.count)
+        let pathEnd = rest.firstIndex(of: UInt8(ascii: "?")) ?? rest.endIndex
+        let segments = rest[..<pathEnd].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard segments.count == 2 else { return nil }
+        var serviceId: String? = nil
+        var include: String? = nil
+        if pathEnd != rest.endIndex {
+            for pair in rest[rest.index(after: pathEnd)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
+                guard let equals = pair.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+                let value = pair[pair.index(after: equals)...]
+                guard value.allSatisfy({ DeliveryLookup.isIdentifierByte($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ",") }) else {
+                    return nil
+                }
+                switch String(decoding: pair[..<equals], as: UTF8.self) {
+                case "serviceId" where serviceId == nil: serviceId = String(decoding: value, as: UTF8.self)
+                case "include" where include == nil: include = String(decoding: value, as: UTF8.self)
+                default: return nil
+                }
+            }
+        }
+        let includeRaw = include?.split(separator: ",").contains("raw") ?? false
+        return (String(decoding: segments[0], as: UTF8.self), String(decoding: segments[1], as: UTF8.self), serviceId, includeRaw)
+    }
+}
+
