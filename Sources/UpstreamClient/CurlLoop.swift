@@ -32,11 +32,14 @@ final class CurlLoop: @unchecked Sendable {
     private let configuration: UpstreamConfiguration
     private let logger: Logger
     private let allowedProtocols: String
+    /// `scheme://authority`, the part of every URL that never changes.
+    private let urlPrefix: String
 
     // Loop-thread state.
     private var activeCount = 0
     private var draining = false
     private var spareHandles: [UnsafeMutableRawPointer] = []
+    private var headerLine: [CChar] = []
 
     /// curl_global_init is not thread-safe; a static `let` runs it once, under Swift's lazy-global lock.
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -50,6 +53,7 @@ final class CurlLoop: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.allowedProtocols = origin.scheme
+        self.urlPrefix = origin.description
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
         _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
 
@@ -195,7 +199,7 @@ final class CurlLoop: @unchecked Sendable {
             return
         }
         let request = transfer.request
-        let url = self.origin.description + request.target
+        let url = self.urlPrefix + request.target
         let totalTimeout = request.timeout ?? self.configuration.requestTimeout
         let totalMilliseconds = max(1, Self.milliseconds(totalTimeout))
         let connectMilliseconds = max(1, min(totalMilliseconds, Self.milliseconds(self.configuration.connectTimeout)))
@@ -219,18 +223,25 @@ final class CurlLoop: @unchecked Sendable {
         _ = sg_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback)
 
         var list: UnsafeMutablePointer<curl_slist>? = nil
+        var sendsContentType = false
+        var sendsAccept = false
         for (name, value) in request.headers {
-            list = curl_slist_append(list, "\(name): \(value)")
+            // "name: value" in one buffer reused for every header of every transfer; curl copies it.
+            self.headerLine.removeAll(keepingCapacity: true)
+            for byte in name.utf8 { self.headerLine.append(CChar(bitPattern: byte)) }
+            self.headerLine.append(CChar(bitPattern: UInt8(ascii: ":")))
+            self.headerLine.append(CChar(bitPattern: UInt8(ascii: " ")))
+            for byte in value.utf8 { self.headerLine.append(CChar(bitPattern: byte)) }
+            self.headerLine.append(0)
+            list = curl_slist_append(list, self.headerLine)
+            sendsContentType = sendsContentType || Self.equalsIgnoringASCIICase(name, "content-type")
+            sendsAccept = sendsAccept || Self.equalsIgnoringASCIICase(name, "accept")
         }
         // An empty value tells curl not to add its own header: no `Expect: 100-continue` round trip and no
         // default form content type or `Accept` that the caller did not send.
         list = curl_slist_append(list, "Expect:")
-        if !request.headers.contains(where: { $0.0.lowercased() == "content-type" }) {
-            list = curl_slist_append(list, "Content-Type:")
-        }
-        if !request.headers.contains(where: { $0.0.lowercased() == "accept" }) {
-            list = curl_slist_append(list, "Accept:")
-        }
+        if !sendsContentType { list = curl_slist_append(list, "Content-Type:") }
+        if !sendsAccept { list = curl_slist_append(list, "Accept:") }
         transfer.headerList = list
         _ = sg_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
 
@@ -329,6 +340,15 @@ final class CurlLoop: @unchecked Sendable {
         default:
             // Refused, reset, DNS, TLS, closed mid-body (CURLE_PARTIAL_FILE), empty reply: the peer is not there.
             return UpstreamError(.unreachable, text)
+        }
+    }
+
+    /// Header names compared without allocating lower-case copies.
+    static func equalsIgnoringASCIICase(_ name: String, _ lowercase: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        guard name.utf8.count == expected.count else { return false }
+        return zip(name.utf8, expected).allSatisfy { actual, wanted in
+            (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") ? actual | 0x20 : actual) == wanted
         }
     }
 
