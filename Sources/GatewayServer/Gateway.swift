@@ -171,7 +171,7 @@ public struct Gateway: Sendable {
     func directResponses() -> DirectResponses {
         let log = AccessLog(logger: self.logger, metrics: self.metrics)
         return DirectResponses(
-            cachedResults: self.results.cache.isEnabled ? CachedResultAnswerer(lookup: self.results, callers: self.callers, log: log) : nil,
+            results: DirectResultLookup(lookup: self.results, callers: self.callers),
             passthrough: DirectPassthrough(upstream: self.signed, callers: self.callers, maxBodyBytes: self.configuration.maxBodyBytes),
             log: log)
     }

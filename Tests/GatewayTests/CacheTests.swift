@@ -89,7 +89,7 @@ struct CacheTests {
     }
 }
 
-@Suite("Cache hits answered before the router")
+@Suite("Result lookups answered before the router")
 struct CachedResultHandlerTests {
     static let tokens = """
         billing: billing-token-0123456789
@@ -104,7 +104,7 @@ struct CachedResultHandlerTests {
     }
 
     /// A gateway's answerer with one completed SMS result in its cache.
-    static func answerer(tokens: String? = nil) throws -> CachedResultAnswerer {
+    static func answerer(tokens: String? = nil) throws -> DirectResultLookup {
         var configuration = GatewayConfiguration(
             accessKey: "A", secretKey: .init("s"), upstream: "http://127.0.0.1:1", listenHost: "127.0.0.1", listenPort: 0)
         configuration.smsServiceID = "ncp:sms:kr:1:billing"
@@ -119,7 +119,7 @@ struct CachedResultHandlerTests {
         for serviceId in ["ncp:sms:kr:1:billing", "ncp:sms:kr:2:other"] {
             gateway.results.cache.put(.init(channel: .sms, serviceId: serviceId, messageId: "m-1"), result: result, raw: [UInt8]("{}".utf8), json: [UInt8]("{}".utf8))
         }
-        return CachedResultAnswerer(lookup: gateway.results, callers: gateway.callers, log: AccessLog(logger: gateway.logger, metrics: gateway.metrics))
+        return DirectResultLookup(lookup: gateway.results, callers: gateway.callers)
     }
 
     static func request(_ target: String, method: HTTPRequest.Method = .get, headers: [(HTTPField.Name, String)] = []) -> HTTPRequest {
@@ -128,34 +128,50 @@ struct CachedResultHandlerTests {
         return request
     }
 
-    @Test("takes only plain GETs of one cached result it may serve; leaves everything else to the router")
+    /// The cached body, when the lookup would be answered from the cache.
+    static func cached(_ taken: (answer: DirectResultLookup.Answer, record: RequestRecord)?) -> [UInt8]? {
+        if case .cached(let body)? = taken?.answer { return body }
+        return nil
+    }
+
+    /// The lookup that would go to SENS, when it is not in the cache.
+    static func upstream(_ taken: (answer: DirectResultLookup.Answer, record: RequestRecord)?) -> DeliveryLookup.Lookup? {
+        if case .upstream(let lookup, _)? = taken?.answer { return lookup }
+        return nil
+    }
+
+    @Test("takes only plain GETs of one result it may serve, from the cache or SENS; leaves everything else to the router")
     func decision() throws {
         let open = try Self.answerer()
-        #expect(open.answer(Self.request("/v1/results/sms/m-1")) != nil)
-        #expect(open.answer(Self.request("/v1/results/sms/m-1?include=raw"))?.body.count ?? 0 > 2)
-        #expect(open.answer(Self.request("/v1/results/sms/m-1?serviceId=ncp:sms:kr:2:other&include=raw")) != nil)
+        #expect(Self.cached(open.accept(Self.request("/v1/results/sms/m-1"))) != nil)
+        #expect(Self.cached(open.accept(Self.request("/v1/results/sms/m-1?include=raw")))?.count ?? 0 > 2)
+        #expect(Self.cached(open.accept(Self.request("/v1/results/sms/m-1?serviceId=ncp:sms:kr:2:other&include=raw"))) != nil)
+        // Not cached: looked up in SENS, for the message and service asked for.
+        #expect(Self.upstream(open.accept(Self.request("/v1/results/sms/m-2")))?.target == "/sms/v2/services/ncp:sms:kr:1:billing/messages/m-2")
+        #expect(Self.upstream(open.accept(Self.request("/v1/results/sms/m-1?serviceId=ncp:sms:kr:3:none")))?.serviceId == "ncp:sms:kr:3:none")
         for target in [
-            "/v1/results/sms/m-2",  // not cached
-            "/v1/results/sms/m-1?serviceId=ncp:sms:kr:3:none",  // another entry, not cached
-            "/v1/results/brandmessage/m-1", "/v1/results/nope/m-1",  // other channel, bad channel
+            "/v1/results/brandmessage/m-1", "/v1/results/nope/m-1",  // no default service ID for the channel, bad channel
             "/v1/results/sms/m-1/extra", "/v1/results/sms", "/v1/results/sms/",  // other shapes
             "/v1/results/sms/m-1?include=r%61w", "/v1/results/sms/m-1?include=raw&include=raw", "/v1/results/sms/m-1?x=1",
             "/v1/results/sms/m-1?include", "/v1/results/sms/m%2D1", "/v1/results/sms/../sms/m-1",  // escapes, repeats, dots
+            "/v1/results/sms/m-1?serviceId=bad%20id", "/v1/results/sms/" + String(repeating: "x", count: 129),  // invalid values
         ] {
-            #expect(open.answer(Self.request(target)) == nil, "\(target)")
+            #expect(open.accept(Self.request(target)) == nil, "\(target)")
         }
-        #expect(open.answer(Self.request("/v1/results/sms/m-1", method: .post)) == nil)
-        #expect(open.answer(Self.request("/v1/results/sms/m-1", method: .head)) == nil)
-        #expect(open.answer(Self.request("/v1/results/sms/m-1", headers: [(.connection, "Close")])) == nil)
+        #expect(open.accept(Self.request("/v1/results/sms/m-1", method: .post)) == nil)
+        #expect(open.accept(Self.request("/v1/results/sms/m-1", method: .head)) == nil)
+        #expect(open.accept(Self.request("/v1/results/sms/m-1", headers: [(.connection, "Close")])) == nil)
 
         let guarded = try Self.answerer(tokens: Self.tokens)
-        #expect(guarded.answer(Self.request("/v1/results/sms/m-1")) == nil)
-        #expect(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer wrong")])) == nil)
-        #expect(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer marketing-token-abcdefghij")])) == nil)
-        let hit = try #require(guarded.answer(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer billing-token-0123456789")])))
+        #expect(guarded.accept(Self.request("/v1/results/sms/m-1")) == nil)
+        #expect(guarded.accept(Self.request("/v1/results/sms/m-2")) == nil)
+        #expect(guarded.accept(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer wrong")])) == nil)
+        #expect(guarded.accept(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer marketing-token-abcdefghij")])) == nil)
+        let hit = try #require(guarded.accept(Self.request("/v1/results/sms/m-1", headers: [(.authorization, "Bearer billing-token-0123456789")])))
+        #expect(Self.cached(hit) != nil)
         #expect(hit.record.caller?.name == "billing")
         #expect(hit.record.route == "/v1/results" && hit.record.resultClass == "success" && !hit.record.requestIDFromCaller)
-        let named = try #require(open.answer(Self.request("/v1/results/sms/m-1", headers: [(RequestIDMiddleware.headerName, "trace-42")])))
+        let named = try #require(open.accept(Self.request("/v1/results/sms/m-1", headers: [(RequestIDMiddleware.headerName, "trace-42")])))
         #expect(named.record.requestID == "trace-42" && named.record.requestIDFromCaller)
     }
 
@@ -163,7 +179,8 @@ struct CachedResultHandlerTests {
     func sameAnswer() async throws {
         try await TestGateway.run(configure: Self.withCacheAndTokens) { gw in
             let request = "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer billing-token-0123456789\r\n"
-            let routed = try await RawHTTP.exchange(port: gw.port, request + "X-Request-Id: first-trace-a\r\n\r\n")
+            // `Connection: close` leaves a request to the router: the first lookup goes that way, the repeat does not.
+            let routed = try await RawHTTP.exchange(port: gw.port, request + "X-Request-Id: first-trace-a\r\nConnection: close\r\n\r\n")
             let hit = try await RawHTTP.exchange(port: gw.port, request + "X-Request-Id: second-trace-b\r\n\r\n")
             #expect(routed.status == 200 && hit.status == 200)
             #expect(hit.body == routed.body)
@@ -185,6 +202,14 @@ struct CachedResultHandlerTests {
             let metrics = try await gw.send("GET", "/metrics", headers: [("Authorization", "Bearer billing-token-0123456789")]).text
             #expect(metrics.contains(#"sensgate_result_cache_total{outcome="hit"} 1"#))
             #expect(metrics.contains(#"route="/v1/results",status="200""#) || metrics.contains(#"status="200""#))
+            // Lookups SENS answers with an error: the same envelope from either path.
+            for message in ["no-such-message", "fault-status-503", "fault-wrongshape"] {
+                let lookup = "GET /v1/results/sms/\(message) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer billing-token-0123456789\r\nX-Request-Id: same-id\r\n"
+                let direct = try await RawHTTP.exchange(port: gw.port, lookup + "\r\n")
+                let viaRouter = try await RawHTTP.exchange(port: gw.port, lookup + "Connection: close\r\n\r\n")
+                #expect(direct.status == viaRouter.status && direct.status >= 400, "\(message)")
+                #expect(direct.text == viaRouter.text, "\(message)")
+            }
             // Without a token the same cached message is the router's 401.
             let refused = try await RawHTTP.exchange(port: gw.port, "GET /v1/results/sms/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(refused.status == 401)

@@ -58,7 +58,7 @@ struct DeliveryLookup: Sendable {
             channel: channel, key: .request(try Self.identifier(requestId, name: "requestId")),
             serviceId: try self.serviceId(request, channel: channel))
         let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
-        var json = JSONWriter(capacity: 1024 * max(1, results.count) + (raw?.count ?? 0))
+        var json = JSONWriter(capacity: 1024 * max(1, results.count) + raw.count)
         json.beginObject()
         json.key("results")
         json.beginArray()
@@ -69,7 +69,7 @@ struct DeliveryLookup: Sendable {
             result.write(into: &json)
         }
         json.endArray()
-        if Self.includeRaw(request), let raw {
+        if Self.includeRaw(request) {
             json.key("raw")
             json.raw(raw)
         }
@@ -145,50 +145,88 @@ struct DeliveryLookup: Sendable {
 
     // MARK: Upstream
 
+    /// Where a lookup's work after SENS answered runs (normalizing, writing JSON): the caller's event loop, or a task —
+    /// never the upstream client's own thread, which every call shares.
+    typealias Hop = @Sendable (_ work: @escaping @Sendable () -> Void) -> Void
+
+    /// Runs the work in a new task, for callers that are tasks themselves.
+    static let inTask: Hop = { work in Task { work() } }
+
     /// One message's result: from the cache, from a lookup already in flight for the same message, or from SENS.
     func message(_ lookup: Lookup, requestID: String, record: RequestRecord) async -> Result<ResultCache.Entry, GatewayError> {
-        guard case .message(let messageId) = lookup.key else { return .failure(GatewayError(.internalError, "not a message lookup")) }
+        await withCheckedContinuation { continuation in
+            self.message(lookup, requestID: requestID, record: record, hop: Self.inTask) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// One message's result, as ``message(_:requestID:record:)``, without a task: `completion` runs once, on the hop of
+    /// whichever caller led the shared lookup (or at once, for a cache hit).
+    func message(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
+        completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
+    ) {
+        guard case .message(let messageId) = lookup.key else {
+            completion(.failure(GatewayError(.internalError, "not a message lookup")))
+            return
+        }
         let key = ResultCache.Key(channel: lookup.channel, serviceId: lookup.serviceId, messageId: messageId)
         if let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
-            return .success(hit)
+            completion(.success(hit))
+            return
         }
-        let (outcome, shared) = await self.coalescer.run(key) { () async -> Result<ResultCache.Entry, GatewayError> in
-            do throws(GatewayError) {
-                let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
-                guard let result = results.first else {
-                    return .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus))
-                }
-                var json = JSONWriter(capacity: 1024)
-                result.write(into: &json)
-                let entry = ResultCache.Entry(result: result, raw: raw ?? [], json: json.bytes)
-                self.cache.put(key, result: result, raw: entry.raw, json: entry.json)
-                return .success(entry)
-            } catch {
-                return .failure(error)
+        self.coalescer.run(key) { outcome, shared in
+            self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
+            completion(outcome)
+        } operation: { done in
+            self.fetch(lookup, requestID: requestID, record: record, hop: hop) { fetched in
+                done(fetched.flatMap { results, raw in
+                    guard let result = results.first else {
+                        return .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus))
+                    }
+                    var json = JSONWriter(capacity: 1024)
+                    result.write(into: &json)
+                    let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
+                    self.cache.put(key, result: result, raw: entry.raw, json: entry.json)
+                    return .success(entry)
+                })
             }
         }
-        self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
-        return outcome
     }
 
     /// Looks results up in SENS and normalizes them.
     /// - Returns: The results and SENS's body (for `include=raw`).
-    func fetch(_ lookup: Lookup, requestID: String, record: RequestRecord) async throws(GatewayError) -> ([DeliveryResult], [UInt8]?) {
+    func fetch(_ lookup: Lookup, requestID: String, record: RequestRecord) async throws(GatewayError) -> ([DeliveryResult], [UInt8]) {
+        try await withCheckedContinuation { continuation in
+            self.fetch(lookup, requestID: requestID, record: record, hop: Self.inTask) { continuation.resume(returning: $0) }
+        }.get()
+    }
+
+    /// Looks results up in SENS and normalizes them, without a task; `completion` runs on `hop`.
+    func fetch(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
+        completion: @escaping @Sendable (Result<([DeliveryResult], [UInt8]), GatewayError>) -> Void
+    ) {
         let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
-        let response = try await self.upstream.send(request, route: "/v1/results", record: record)
+        self.upstream.send(request, route: "/v1/results", record: record, cancellation: UpstreamCancellation()) { sent in
+            hop { completion(sent.flatMap { self.normalize($0, lookup: lookup) }) }
+        }
+    }
+
+    /// SENS's answer as delivery results, or the error it amounts to.
+    func normalize(_ response: UpstreamResponse, lookup: Lookup) -> Result<([DeliveryResult], [UInt8]), GatewayError> {
         guard response.status == 200 else {
-            throw GatewayError.upstreamStatus(response.status, retryAfterSeconds: response.retryAfterSeconds)
+            return .failure(GatewayError.upstreamStatus(response.status, retryAfterSeconds: response.retryAfterSeconds))
         }
         if let contentType = response.contentType, !contentType.lowercased().contains("json") {
-            throw GatewayError(.upstreamMalformed, "SENS answered with \(Self.printable(contentType)), not JSON", upstreamStatus: 200)
+            return .failure(GatewayError(.upstreamMalformed, "SENS answered with \(Self.printable(contentType)), not JSON", upstreamStatus: 200))
         }
         let body = Array(response.body.readableBytesView)
         do {
-            let results = try self.normalizer.normalize(channel: lookup.channel, serviceId: lookup.serviceId, body: body)
-            return (results, body)
+            return .success((try self.normalizer.normalize(channel: lookup.channel, serviceId: lookup.serviceId, body: body), body))
         } catch {
-            throw GatewayError(.upstreamMalformed, "SENS's answer is not the documented \(lookup.channel.rawValue) result: \(error)", upstreamStatus: 200)
+            return .failure(
+                GatewayError(.upstreamMalformed, "SENS's answer is not the documented \(lookup.channel.rawValue) result: \(error)", upstreamStatus: 200))
         }
     }
 

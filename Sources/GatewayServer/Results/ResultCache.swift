@@ -154,35 +154,27 @@ final class ResultCache: Sendable {
     }
 }
 
-/// Lets identical concurrent operations share one run: the first caller runs it, the others wait for its value.
+/// Lets identical concurrent operations share one run: the first caller runs it, the others get its value.
 final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    private let waiting = Mutex<[Key: [CheckedContinuation<Value?, Never>]]>([:])
+    typealias Waiter = @Sendable (Value, _ shared: Bool) -> Void
+    private let waiting = Mutex<[Key: [Waiter]]>([:])
 
-    /// Runs `operation` for `key`, or waits for the run already in flight for it.
-    /// - Returns: The value, and whether it came from another caller's run.
-    func run(_ key: Key, _ operation: () async -> Value) async -> (value: Value, shared: Bool) {
-        while true {
-            let leader = self.waiting.withLock { waiting -> Bool in
-                if waiting[key] != nil { return false }
-                waiting[key] = []
-                return true
+    /// Runs `operation` for `key`, or joins the run already in flight for it. `completion` runs once, with the value
+    /// and whether it came from another caller's run, on the thread that finished the run.
+    func run(_ key: Key, completion: @escaping Waiter, operation: (_ done: @escaping @Sendable (Value) -> Void) -> Void) {
+        let leader = self.waiting.withLock { waiting -> Bool in
+            if waiting[key] != nil {
+                waiting[key]?.append(completion)
+                return false
             }
-            if leader {
-                let value = await operation()
-                let waiters = self.waiting.withLock { $0.removeValue(forKey: key) ?? [] }
-                for waiter in waiters { waiter.resume(returning: value) }
-                return (value, false)
-            }
-            let shared = await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
-                let joined = self.waiting.withLock { waiting -> Bool in
-                    // The leader may have finished between the two locks: then go round and lead.
-                    guard waiting[key] != nil else { return false }
-                    waiting[key]?.append(continuation)
-                    return true
-                }
-                if !joined { continuation.resume(returning: nil) }
-            }
-            if let shared { return (shared, true) }
+            waiting[key] = []
+            return true
+        }
+        guard leader else { return }
+        operation { value in
+            let waiters = self.waiting.withLock { $0.removeValue(forKey: key) ?? [] }
+            completion(value, false)
+            for waiter in waiters { waiter(value, true) }
         }
     }
 }

@@ -44,9 +44,9 @@ extension RequestRecord {
     }
 }
 
-/// Answers the two hot routes on the connection's event loop, without entering the router: result-cache hits
-/// (synchronously) and the signed passthrough (the upstream call goes straight from this thread to the curl thread
-/// and its completion straight back).
+/// Answers the hot routes on the connection's event loop, without entering the router: single-message result lookups
+/// (cache hits at once) and the signed passthrough (the upstream call goes straight from this thread to the curl
+/// thread and its completion straight back).
 ///
 /// Through the router, each request would cross event loop → Swift task → curl thread → Swift task → event loop and
 /// pass the middleware chain and request and response objects; here it crosses event loop → curl thread → event loop.
@@ -62,11 +62,11 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias OutboundOut = HTTPResponsePart
 
     private enum Taken {
-        /// A cache hit, answered at the request's end (a stray body is read and dropped, as the route does).
-        case cached(body: [UInt8])
+        /// A result lookup, answered at the request's end (a stray body is read and dropped, as the route does).
+        case lookup(DirectResultLookup.Answer)
         /// A passthrough request whose body is being read.
         case passthrough(body: ByteBuffer, tooLarge: Bool)
-        /// A passthrough request waiting for SENS.
+        /// A call to SENS is out.
         case waiting
     }
 
@@ -77,7 +77,7 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         var taken: Taken
     }
 
-    private let cachedResults: CachedResultAnswerer?
+    private let results: DirectResultLookup
     private let passthrough: DirectPassthrough
     private let log: AccessLog
     /// Requests handed to the router whose response has not ended yet.
@@ -90,8 +90,8 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var needsFlush = false
     private var date = HTTPDate()
 
-    init(cachedResults: CachedResultAnswerer?, passthrough: DirectPassthrough, log: AccessLog) {
-        self.cachedResults = cachedResults
+    init(results: DirectResultLookup, passthrough: DirectPassthrough, log: AccessLog) {
+        self.results = results
         self.passthrough = passthrough
         self.log = log
     }
@@ -117,8 +117,9 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch part {
         case .head(let head):
             if self.routed == 0 && self.current == nil {
-                if let hit = self.cachedResults?.answer(head) {
-                    self.current = Exchange(head: head, record: hit.record, start: .now, taken: .cached(body: hit.body))
+                if let taken = self.results.accept(head) {
+                    if case .upstream = taken.answer { self.log.metrics.inFlight.increment() }
+                    self.current = Exchange(head: head, record: taken.record, start: .now, taken: .lookup(taken.answer))
                     return
                 }
                 if let record = self.passthrough.accept(head) {
@@ -147,9 +148,11 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .end:
             if let exchange = self.current {
                 switch exchange.taken {
-                case .cached(let body):
+                case .lookup(.cached(let body)):
                     self.current = nil
                     self.respond(context: context, exchange, status: .ok, fields: Self.json, body: ByteBuffer(bytes: body))
+                case .lookup(.upstream(let lookup, let includeRaw)):
+                    self.look(context: context, exchange, up: lookup, includeRaw: includeRaw)
                 case .passthrough(let body, let tooLarge):
                     if tooLarge {
                         self.current = nil
@@ -184,14 +187,41 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    private func look(context: ChannelHandlerContext, _ exchange: Exchange, up lookup: DeliveryLookup.Lookup, includeRaw: Bool) {
+        var exchange = exchange
+        exchange.taken = .waiting
+        self.current = exchange
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let results = self.results.lookup
+        let record = exchange.record
+        results.message(lookup, requestID: record.requestID, record: record, hop: { work in loop.execute(work) }) { outcome in
+            // Normalized JSON is written here, off the event loop only when another connection led a shared lookup.
+            let answer = outcome.map { entry -> ByteBuffer in
+                results.count(entry.result, record: record)
+                return ByteBuffer(bytes: entry.body(includeRaw: includeRaw))
+            }
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.answer(context: context) { () throws(GatewayError) in (.ok, Self.json, try answer.get()) }
+            }
+        }
+    }
+
     /// SENS answered (or could not be reached): reply, then take up what arrived meanwhile.
     private func answer(context: ChannelHandlerContext, _ result: Result<UpstreamResponse, GatewayError>) {
+        self.answer(context: context) { () throws(GatewayError) in try Passthrough.answer(try result.get()) }
+    }
+
+    private func answer(
+        context: ChannelHandlerContext, _ make: () throws(GatewayError) -> (HTTPResponse.Status, HTTPFields, ByteBuffer)
+    ) {
         guard let exchange = self.current, case .waiting = exchange.taken else { return }
         self.current = nil
         self.cancellation = nil
         // Answered and logged even when the caller has gone meanwhile (the write then goes nowhere), as the router does.
         do throws(GatewayError) {
-            let (status, fields, body) = try Passthrough.answer(try result.get())
+            let (status, fields, body) = try make()
             self.respond(context: context, exchange, status: status, fields: fields, body: body)
         } catch {
             self.fail(context: context, exchange, error)
@@ -222,7 +252,7 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
         context.write(self.wrapOutboundOut(.end(nil)), promise: nil)
         self.needsFlush = true
-        if case .cached = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
+        if case .lookup(.cached) = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
         self.log.finish(
             method: exchange.head.method, target: exchange.head.path ?? "", status: status.code, bytesOut: body.readableBytes,
             elapsed: ContinuousClock.now - exchange.start, record: exchange.record)
@@ -245,7 +275,7 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.cancellation?.cancel()
         if let exchange = self.current {
             self.current = nil
-            if case .cached = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
+            if case .lookup(.cached) = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
         }
         self.queued.removeAll()
         context.fireChannelInactive()

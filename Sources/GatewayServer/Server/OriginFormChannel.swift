@@ -7,8 +7,8 @@ import Synchronization
 
 /// What connections may answer before the router (see ``DirectResponseHandler``).
 struct DirectResponses: Sendable {
-    /// Result-cache hits, when the cache is on.
-    var cachedResults: CachedResultAnswerer?
+    /// Single-message result lookups.
+    var results: DirectResultLookup
     var passthrough: DirectPassthrough
     var log: AccessLog
 }
@@ -46,7 +46,7 @@ struct OriginFormChannel: ServerChildChannel {
             // After the keep-alive and idle-timeout state handler, so that it sees these requests and responses too.
             let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
             try pipeline.addHandler(
-                DirectResponseHandler(cachedResults: self.direct.cachedResults, passthrough: self.direct.passthrough, log: self.direct.log),
+                DirectResponseHandler(results: self.direct.results, passthrough: self.direct.passthrough, log: self.direct.log),
                 position: .after(state))
             return value
         }

@@ -1,30 +1,39 @@
 import DeliveryResults
 import HTTPTypes
 
-/// What a connection needs to answer a cached delivery result itself.
-struct CachedResultAnswerer: Sendable {
+/// `GET /v1/results/{channel}/{messageId}` taken on the connection's event loop (see ``DirectResponseHandler``).
+struct DirectResultLookup: Sendable {
     let lookup: DeliveryLookup
     let callers: CallerStore
-    let log: AccessLog
 
-    /// The answer to a `GET /v1/results/{channel}/{messageId}` whose result is in the cache, or `nil` for every
-    /// other request — including any the router would refuse, so that every error still comes from one place, and any
-    /// that asks to close the connection, which the router's connection loop handles.
-    func answer(_ head: HTTPRequest) -> (body: [UInt8], record: RequestRecord)? {
+    /// How a taken lookup is answered.
+    enum Answer {
+        /// From the cache, now: the unified JSON (with `raw` when asked).
+        case cached([UInt8])
+        /// From SENS (or a lookup of the same message already in flight).
+        case upstream(DeliveryLookup.Lookup, includeRaw: Bool)
+    }
+
+    /// How to answer a single-message lookup, with the request's record, or `nil` for every other request —
+    /// including any the router would refuse, so that those errors still come from one place, and any that asks to
+    /// close the connection, which the router's connection loop handles.
+    func accept(_ head: HTTPRequest) -> (answer: Answer, record: RequestRecord)? {
         guard head.method == .get, let target = head.path, target.utf8.starts(with: Self.prefix.utf8),
             RequestTarget.validate(target) == nil, let parsed = Self.parse(target),
             !DirectResponseHandler.asksToClose(head)
         else { return nil }
         guard let channel = DeliveryChannel(rawValue: parsed.channel),
             (try? DeliveryLookup.identifier(parsed.messageId, name: "messageId")) != nil,
-            let serviceId = try? self.lookup.serviceId(given: parsed.serviceId, channel: channel)
+            let serviceId = try? self.lookup.serviceId(given: parsed.serviceId, channel: channel),
+            let record = RequestRecord(direct: head, route: "/v1/results", callers: self.callers)
         else { return nil }
-        guard let record = RequestRecord(direct: head, route: "/v1/results", callers: self.callers),
-            let entry = self.lookup.cache.get(ResultCache.Key(channel: channel, serviceId: serviceId, messageId: parsed.messageId))
-        else { return nil }
-        self.lookup.metrics.recordCache(outcome: "hit")
-        self.lookup.count(entry.result, record: record)
-        return (entry.body(includeRaw: parsed.includeRaw), record)
+        if let entry = self.lookup.cache.get(ResultCache.Key(channel: channel, serviceId: serviceId, messageId: parsed.messageId)) {
+            self.lookup.metrics.recordCache(outcome: "hit")
+            self.lookup.count(entry.result, record: record)
+            return (.cached(entry.body(includeRaw: parsed.includeRaw)), record)
+        }
+        let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(parsed.messageId), serviceId: serviceId)
+        return (.upstream(lookup, includeRaw: parsed.includeRaw), record)
     }
 
     static let prefix = "/v1/results/"
