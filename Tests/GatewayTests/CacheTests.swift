@@ -90,7 +90,7 @@ struct CacheTests {
 }
 
 @Suite("Result lookups answered before the router")
-struct CachedResultHandlerTests {
+struct ResultLookupTests {
     static let tokens = """
         billing: billing-token-0123456789
         marketing:
