@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-200000}"
 out=.build/fuzz
-mkdir -p "$out/work-normalizer" "$out/work-target"
+mkdir -p "$out/work-normalizer" "$out/work-target" "$out/work-yaml"
 export PATH="/opt/swift/usr/bin:$PATH"
 
 # SwiftPM embeds codes.csv as PackageResources.codes_csv; a plain swiftc build needs the same declaration.
@@ -18,10 +18,13 @@ export PATH="/opt/swift/usr/bin:$PATH"
 flags=(-O -parse-as-library -sanitize=fuzzer,address -swift-version 6)
 swiftc "${flags[@]}" Sources/DeliveryResults/*.swift "$out/PackageResources.swift" Fuzz/NormalizerFuzz.swift -o "$out/normalizer"
 swiftc "${flags[@]}" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift -o "$out/request-target"
+swiftc "${flags[@]}" Sources/GatewayServer/Configuration/YAMLSubset.swift Fuzz/YAMLSubsetFuzz.swift -o "$out/yaml-subset"
 
 # Each run starts from the committed seed corpus; new inputs go to a scratch copy.
 cp -n Fuzz/corpus/normalizer/* "$out/work-normalizer/" 2>/dev/null || true
 cp -n Fuzz/corpus/target/* "$out/work-target/" 2>/dev/null || true
+cp -n Fuzz/corpus/yaml/* "$out/work-yaml/" 2>/dev/null || true
 "$out/normalizer" -runs="$runs" -max_len=65536 -timeout=10 -print_final_stats=1 "$out/work-normalizer"
 "$out/request-target" -runs="$runs" -max_len=8192 -timeout=10 -dict=Fuzz/target.dict -print_final_stats=1 "$out/work-target"
-echo "fuzz: $runs inputs each through the normalizers and the request-target validator, no failures"
+"$out/yaml-subset" -runs="$runs" -max_len=4096 -timeout=10 -print_final_stats=1 "$out/work-yaml"
+echo "fuzz: $runs inputs each through the normalizers, the request-target validator and the YAML subset, no failures"

@@ -36,6 +36,7 @@ struct YAMLSubsetTests {
         "",
         "# only a comment\n",
         "key: value\r\nother: 2\r\n",
+        "k: \"\\u00e9\u{301}\"\nm: \"a\\\"\u{301}b\"\nn: 'it''\u{301}s'\n",  // an escape or a quote, then a combining mark
         "a: 'x # y, it''s'  # real comment\nb: \"q\\\" # not\" # real\nc: [\"1, #2\", '3'] # real\nd: it's\n",
     ]
 
@@ -62,6 +63,8 @@ struct YAMLSubsetTests {
         ("just text\n", 1),
         ("a: \"x\" trailing\n", 1),
         ("a: \"\\q\"\n", 1),
+        ("a:\n- x\n- [y]\n", 3),  // a list in a list
+        ("a: \"\\u+041\"\n", 1),  // not four hex digits
     ]
 
     @Test("refuses what it does not support, naming the line", arguments: Self.refused)

@@ -41,17 +41,27 @@ enum YAMLSubset {
     static func parse(_ text: String) throws(ParseError) -> Node {
         var lines: [Line] = []
         var number = 0
-        // "\r\n" is one Character in Swift, so it is named as a separator of its own.
-        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
+        // Read as Unicode scalars, as YAML is defined (a Swift Character can join a quote or a digit to the combining
+        // mark after it), with "\r\n" and a lone "\r" read as "\n".
+        var scalars = String.UnicodeScalarView()
+        var afterCR = false
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" && afterCR {
+                afterCR = false
+                continue
+            }
+            afterCR = scalar == "\r"
+            scalars.append(afterCR ? "\n" : scalar)
+        }
+        for raw in Substring(String(scalars)).unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
-            var content = raw
-            let indent = content.prefix { $0 == " " }.count
-            if content.dropFirst(indent).first == "\t" { throw ParseError(line: number, reason: "tabs cannot indent YAML") }
-            content = try Self.stripComment(content.dropFirst(indent), line: number)
+            let indent = raw.prefix { $0 == " " }.count
+            if raw.dropFirst(indent).first == "\t" { throw ParseError(line: number, reason: "tabs cannot indent YAML") }
+            var content = Self.stripComment(raw.dropFirst(indent))
             while content.last == " " || content.last == "\t" { content = content.dropLast() }
             if content.isEmpty { continue }
-            if indent == 0 && (content == "---" || content == "...") {
-                if lines.isEmpty && content == "---" { continue }
+            if indent == 0 && (Self.equals(content, "---") || Self.equals(content, "...")) {
+                if lines.isEmpty && Self.equals(content, "---") { continue }
                 throw ParseError(line: number, reason: "only one YAML document is read")
             }
             lines.append(Line(number: number, indent: indent, text: content))
@@ -63,27 +73,33 @@ enum YAMLSubset {
         return node
     }
 
+    typealias Text = Substring.UnicodeScalarView
+
     struct Line {
         var number: Int
         var indent: Int
-        var text: Substring
+        var text: Text
+    }
+
+    static func equals(_ text: Text, _ literal: String) -> Bool {
+        text.elementsEqual(literal.unicodeScalars)
     }
 
     /// Drops a `#` comment (at the start, or after a space) that is not inside quotes.
-    static func stripComment(_ text: Substring, line: Int) throws(ParseError) -> Substring {
-        var previous: Character = " "
+    static func stripComment(_ text: Text) -> Text {
+        var previous: Unicode.Scalar = " "
         var index = text.startIndex
         while index != text.endIndex {
-            let character = text[index]
-            if character == "#" && (previous == " " || previous == "\t") { return text[..<index] }
-            if (character == "\"" || character == "'") && " [,:".contains(previous) {
+            let scalar = text[index]
+            if scalar == "#" && (previous == " " || previous == "\t") { return text[..<index] }
+            if (scalar == "\"" || scalar == "'") && (previous == " " || previous == "[" || previous == "," || previous == ":") {
                 // A quote opens only where a value or list item can start; an unclosed one is the scalar's error.
                 guard let end = Self.endOfQuoted(text, at: index) else { return text }
                 previous = text[text.index(before: end)]
                 index = end
                 continue
             }
-            previous = character
+            previous = scalar
             index = text.index(after: index)
         }
         return text
@@ -91,16 +107,16 @@ enum YAMLSubset {
 
     /// The index just past the quoted string that opens at `start`, or `nil` when it is not closed on the line.
     /// Inside double quotes a backslash escapes the next character; inside single quotes `''` is a quote.
-    static func endOfQuoted(_ text: Substring, at start: Substring.Index) -> Substring.Index? {
+    static func endOfQuoted(_ text: Text, at start: Text.Index) -> Text.Index? {
         let quote = text[start]
         var index = text.index(after: start)
         while index != text.endIndex {
-            let character = text[index]
+            let scalar = text[index]
             index = text.index(after: index)
-            if character == "\\" && quote == "\"" {
+            if scalar == "\\" && quote == "\"" {
                 guard index != text.endIndex else { return nil }
                 index = text.index(after: index)
-            } else if character == quote {
+            } else if scalar == quote {
                 guard quote == "'", index != text.endIndex, text[index] == "'" else { return index }
                 index = text.index(after: index)
             }
@@ -130,6 +146,9 @@ enum YAMLSubset {
                 }
                 if YAMLSubset.splitKey(rest) != nil {
                     throw ParseError(line: line.number, reason: "mappings inside lists are not supported here")
+                }
+                if rest.first == "[" {
+                    throw ParseError(line: line.number, reason: "nested lists are not supported here")
                 }
                 items.append(try YAMLSubset.value(rest, line: line.number))
             }
@@ -171,25 +190,25 @@ enum YAMLSubset {
         }
     }
 
-    static func isListItem(_ text: Substring) -> Bool {
-        text == "-" || text.hasPrefix("- ")
+    static func isListItem(_ text: Text) -> Bool {
+        text.first == "-" && (text.count == 1 || text.dropFirst().first == " ")
     }
 
     /// `key: rest` → (key, rest); the colon must be followed by a space or end the line, outside quotes.
-    static func splitKey(_ text: Substring) -> (Substring, Substring)? {
+    static func splitKey(_ text: Text) -> (Text, Text)? {
         var index = text.startIndex
         if let first = text.first, first == "\"" || first == "'" {
             guard let end = Self.endOfQuoted(text, at: index) else { return nil }
             index = end
         }
         while index != text.endIndex {
-            let character = text[index]
-            if character == ":" {
+            let scalar = text[index]
+            if scalar == ":" {
                 let after = text.index(after: index)
                 if after == text.endIndex || text[after] == " " {
                     return (text[..<index], text[after...].drop { $0 == " " })
                 }
-            } else if character == "[" || character == "{" {
+            } else if scalar == "[" || scalar == "{" {
                 return nil
             }
             index = text.index(after: index)
@@ -198,7 +217,7 @@ enum YAMLSubset {
     }
 
     /// A value on one line: a flow list or a scalar.
-    static func value(_ text: Substring, line: Int) throws(ParseError) -> Node {
+    static func value(_ text: Text, line: Int) throws(ParseError) -> Node {
         guard let first = text.first else { return .null }
         switch first {
         case "[":
@@ -213,11 +232,11 @@ enum YAMLSubset {
         }
     }
 
-    static func flowItems(_ text: Substring, line: Int) throws(ParseError) -> [Node] {
+    static func flowItems(_ text: Text, line: Int) throws(ParseError) -> [Node] {
         var items: [Node] = []
         var rest = text.drop { $0 == " " }
         while !rest.isEmpty {
-            let end: Substring.Index
+            let end: Text.Index
             if let quote = rest.first, quote == "\"" || quote == "'" {
                 guard let closed = Self.endOfQuoted(rest, at: rest.startIndex) else {
                     throw ParseError(line: line, reason: "unterminated quoted string")
@@ -242,64 +261,71 @@ enum YAMLSubset {
         return items
     }
 
-    static func scalar(_ text: Substring, line: Int) throws(ParseError) -> Node {
+    static func scalar(_ text: Text, line: Int) throws(ParseError) -> Node {
         guard let first = text.first else { return .null }
-        if first == "'" {
-            guard text.count >= 2, text.last == "'" else { throw ParseError(line: line, reason: "unterminated quoted string") }
-            let inner = text.dropFirst().dropLast()
-            var result = ""
-            var index = inner.startIndex
-            while index != inner.endIndex {
-                let character = inner[index]
-                let next = inner.index(after: index)
-                if character == "'" {
-                    guard next != inner.endIndex, inner[next] == "'" else { throw ParseError(line: line, reason: "text after a quoted string") }
-                    result.append("'")
-                    index = inner.index(after: next)
-                } else {
-                    result.append(character)
-                    index = next
-                }
-            }
-            return .scalar(result)
+        if first == "'" || first == "\"" {
+            guard text.count >= 2, text.last == first else { throw ParseError(line: line, reason: "unterminated quoted string") }
+            return .scalar(first == "'" ? try Self.singleQuoted(text.dropFirst().dropLast(), line: line) : try Self.doubleQuoted(text.dropFirst().dropLast(), line: line))
         }
-        if first == "\"" {
-            guard text.count >= 2, text.last == "\"" else { throw ParseError(line: line, reason: "unterminated quoted string") }
-            let inner = text.dropFirst().dropLast()
-            var result = ""
-            var index = inner.startIndex
-            while index != inner.endIndex {
-                let character = inner[index]
-                index = inner.index(after: index)
-                if character == "\"" { throw ParseError(line: line, reason: "text after a quoted string") }
-                guard character == "\\" else { result.append(character); continue }
-                guard index != inner.endIndex else { throw ParseError(line: line, reason: "a backslash ends the string") }
-                let escape = inner[index]
-                index = inner.index(after: index)
-                switch escape {
-                case "\"", "\\", "/": result.append(escape)
-                case "n": result.append("\n")
-                case "t": result.append("\t")
-                case "r": result.append("\r")
-                case "0": result.append("\0")
-                case "u":
-                    let digits = inner[index...].prefix(4)
-                    guard digits.count == 4, let value = UInt32(digits, radix: 16), let scalar = Unicode.Scalar(value) else {
-                        throw ParseError(line: line, reason: "bad \\u escape")
-                    }
-                    result.unicodeScalars.append(scalar)
-                    index = inner.index(index, offsetBy: 4)
-                default:
-                    throw ParseError(line: line, reason: "unsupported escape \\\(escape)")
-                }
-            }
-            return .scalar(result)
-        }
-        switch text {
+        let plain = String(text)
+        switch plain {
         case "~", "null", "Null", "NULL": return .null
         default: break
         }
-        if text.contains(": ") || text.hasSuffix(":") { throw ParseError(line: line, reason: "a value cannot contain \": \" unless quoted") }
-        return .scalar(String(text))
+        if plain.contains(": ") || plain.hasSuffix(":") { throw ParseError(line: line, reason: "a value cannot contain \": \" unless quoted") }
+        return .scalar(plain)
+    }
+
+    /// The inside of `'…'`: `''` is a quote, nothing else is special.
+    static func singleQuoted(_ inner: Text, line: Int) throws(ParseError) -> String {
+        var result = String.UnicodeScalarView()
+        var index = inner.startIndex
+        while index != inner.endIndex {
+            let scalar = inner[index]
+            index = inner.index(after: index)
+            if scalar == "'" {
+                guard index != inner.endIndex, inner[index] == "'" else { throw ParseError(line: line, reason: "text after a quoted string") }
+                index = inner.index(after: index)
+            }
+            result.append(scalar)
+        }
+        return String(result)
+    }
+
+    /// The inside of `"…"`, with JSON's escapes and `\0`.
+    static func doubleQuoted(_ inner: Text, line: Int) throws(ParseError) -> String {
+        var result = String.UnicodeScalarView()
+        var index = inner.startIndex
+        while index != inner.endIndex {
+            let scalar = inner[index]
+            index = inner.index(after: index)
+            if scalar == "\"" { throw ParseError(line: line, reason: "text after a quoted string") }
+            guard scalar == "\\" else {
+                result.append(scalar)
+                continue
+            }
+            guard index != inner.endIndex else { throw ParseError(line: line, reason: "a backslash ends the string") }
+            let escape = inner[index]
+            index = inner.index(after: index)
+            switch escape {
+            case "\"", "\\", "/": result.append(escape)
+            case "n": result.append("\n")
+            case "t": result.append("\t")
+            case "r": result.append("\r")
+            case "0": result.append("\0")
+            case "u":
+                let digits = inner[index...].prefix(4)
+                guard digits.count == 4, digits.allSatisfy(\.properties.isASCIIHexDigit),
+                    let value = UInt32(String(digits), radix: 16), let decoded = Unicode.Scalar(value)
+                else {
+                    throw ParseError(line: line, reason: "bad \\u escape")
+                }
+                result.append(decoded)
+                index = digits.endIndex
+            default:
+                throw ParseError(line: line, reason: "unsupported escape \\\(escape)")
+            }
+        }
+        return String(result)
     }
 }
