@@ -1,5 +1,5 @@
 import Foundation
-import GatewayServer
+@testable import GatewayServer
 import SENSMock
 import Signing
 import Testing
@@ -51,6 +51,9 @@ struct OperationsTests {
         let config = try #require((kinds["ConfigMap"]?["data"] as? [String: String])?["sensgate.yaml"])
         let settings = try #require(try Yams.load(yaml: config) as? [String: Any])
         #expect(Set(settings.keys).isSubset(of: Set(ConfigurationLoader.keys)))
+        // And sensgate's own reader (a strict YAML subset) takes the file as it is shipped.
+        let read = try ConfigurationLoader.loadYAML(path: "sensgate.yaml", readFile: { _ in config })
+        #expect(Set(read.keys) == Set(settings.keys))
     }
 
     @Test("every series the alert rules use exists in /metrics after traffic; none is labelled with an id or phone number")
