@@ -84,7 +84,7 @@ public enum ConfigurationLoader {
             throw ConfigurationError("upstream \"\(upstream)\" is not valid: \(error.detail)")
         }
 
-        guard let accessKey = value("access-key"), !Self.trimmed(accessKey).isEmpty else {
+        guard let accessKey = value("access-key"), !accessKey.trimmingASCIIWhitespace.isEmpty else {
             throw ConfigurationError("the NCP access key is not set: set NCP_ACCESS_KEY (or --access-key, or access-key in the config file)")
         }
         guard Self.isHeaderSafe(accessKey) else {
@@ -149,12 +149,6 @@ public enum ConfigurationLoader {
         return configuration
     }
 
-    /// `text` without leading and trailing spaces, tabs and line breaks.
-    static func trimmed(_ text: String) -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
-        return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
-    }
-
     /// Reads a file's text as UTF-8.
     public static func readTextFile(_ path: String) throws -> String {
         try String(contentsOfFile: path, encoding: .utf8)
@@ -168,7 +162,7 @@ public enum ConfigurationLoader {
         } catch {
             throw ConfigurationError("cannot read the secret key file \(path)")
         }
-        let trimmed = Self.trimmed(text)
+        let trimmed = String(text.trimmingASCIIWhitespace)
         guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(path) is empty") }
         return SecretKey(trimmed)
     }

@@ -58,12 +58,15 @@ struct AccessLog: Sendable {
 
 /// A bounded set of route names for logs and metric labels (never ids or phone numbers).
 enum RouteLabel {
+    /// Each passthrough prefix with its label (`/sms/v2/` → `/sms/v2`), worked out once.
+    private static let passthroughLabels = RequestTarget.passthroughPrefixes.map { ($0, String($0.dropLast())) }
+
     static func of(_ target: String) -> String {
         let path = target.utf8
         if path.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
         if path.starts(with: "/v1/results/".utf8) { return "/v1/results" }
-        for prefix in RequestTarget.passthroughPrefixes where path.starts(with: prefix.utf8) {
-            return String(prefix.dropLast())
+        for (prefix, label) in Self.passthroughLabels where path.starts(with: prefix.utf8) {
+            return label
         }
         switch target {
         case "/healthz", "/readyz", "/metrics": return target

@@ -37,18 +37,27 @@ struct RequestIDMiddleware: RouterMiddleware {
     /// and across restarts, with no system call per request (ids correlate log lines; they are not secrets).
     static func generate() -> String {
         let sequence = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return Self.prefix + Self.hex(sequence)
+        // Written straight into the string's storage: one allocation per id.
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            Self.writeHex(Self.prefix, into: buffer, at: 0)
+            Self.writeHex(sequence, into: buffer, at: 16)
+            return 32
+        }
     }
 
-    private static let prefix: String = {
+    private static let prefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
-        return Self.hex(generator.next())
+        return generator.next()
     }()
 
     private static let counter = Atomic<UInt64>(0)
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    /// 16 lower-case hex digits of `value`, leading zeros kept.
+    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        let digits: StaticString = "0123456789abcdef"
+        for position in 0..<16 {
+            let nibble = Int((value >> UInt64(60 - 4 * position)) & 0xF)
+            buffer[offset + position] = digits.utf8Start[nibble]
+        }
     }
 }

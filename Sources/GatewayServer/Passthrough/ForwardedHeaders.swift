@@ -17,7 +17,7 @@ public enum ForwardedHeaders {
         var connectionTokens: Set<String> = []
         for value in fields[values: .connection] {
             for token in value.split(separator: ",") {
-                connectionTokens.insert(token.trimmingCharacters(in: " \t").lowercased())
+                connectionTokens.insert(token.trimmingASCIIWhitespace.lowercased())
             }
         }
         var selected: [(String, String)] = []
@@ -28,14 +28,5 @@ public enum ForwardedHeaders {
             selected.append((name, field.value))
         }
         return selected
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> Substring {
-        var result = self
-        while let first = result.first, set.contains(first) { result.removeFirst() }
-        while let last = result.last, set.contains(last) { result.removeLast() }
-        return result
     }
 }

@@ -66,8 +66,8 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         case lookup(DirectResultLookup.Answer)
         /// A passthrough request whose body is being read.
         case passthrough(body: ByteBuffer, tooLarge: Bool)
-        /// A call to SENS is out.
-        case waiting
+        /// A call to SENS is out; the passthrough's can be cancelled if the caller goes away.
+        case waiting(UpstreamCancellation?)
     }
 
     private struct Exchange {
@@ -75,7 +75,17 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         var record: RequestRecord
         var start: ContinuousClock.Instant
         var taken: Taken
+
+        /// Counted in the in-flight gauge, as the router counts every request: all but cache hits, which are answered
+        /// within one read.
+        var countsInFlight: Bool {
+            if case .lookup(.cached) = self.taken { return false }
+            return true
+        }
     }
+
+    /// A reply ready to write: status, headers and body.
+    private typealias Reply = Result<(status: HTTPResponse.Status, fields: HTTPFields, body: ByteBuffer), GatewayError>
 
     private let results: DirectResultLookup
     private let passthrough: DirectPassthrough
@@ -86,7 +96,6 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Parts that arrived while a passthrough call was out, replayed in order when it is answered.
     private var queued: [HTTPRequestPart] = []
     private var queuedBytes = 0
-    private var cancellation: UpstreamCancellation?
     private var needsFlush = false
     private var date = HTTPDate()
 
@@ -117,14 +126,15 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch part {
         case .head(let head):
             if self.routed == 0 && self.current == nil {
+                var exchange: Exchange? = nil
                 if let taken = self.results.accept(head) {
-                    if case .upstream = taken.answer { self.log.metrics.inFlight.increment() }
-                    self.current = Exchange(head: head, record: taken.record, start: .now, taken: .lookup(taken.answer))
-                    return
+                    exchange = Exchange(head: head, record: taken.record, start: .now, taken: .lookup(taken.answer))
+                } else if let record = self.passthrough.accept(head) {
+                    exchange = Exchange(head: head, record: record, start: .now, taken: .passthrough(body: ByteBuffer(), tooLarge: false))
                 }
-                if let record = self.passthrough.accept(head) {
-                    self.log.metrics.inFlight.increment()
-                    self.current = Exchange(head: head, record: record, start: .now, taken: .passthrough(body: ByteBuffer(), tooLarge: false))
+                if let exchange {
+                    if exchange.countsInFlight { self.log.metrics.inFlight.increment() }
+                    self.current = exchange
                     return
                 }
             }
@@ -171,60 +181,56 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func send(context: ChannelHandlerContext, _ exchange: Exchange, body: ByteBuffer) {
-        var exchange = exchange
-        exchange.taken = .waiting
-        self.current = exchange
         let cancellation = UpstreamCancellation()
-        self.cancellation = cancellation
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let upstream = self.passthrough.upstream
         let request = Passthrough.upstreamRequest(exchange.head, body: body, requestID: exchange.record.requestID)
-        self.passthrough.upstream.send(request, route: exchange.record.route, record: exchange.record, cancellation: cancellation) { result in
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.answer(context: context, result)
+        self.wait(context: context, exchange, cancellation: cancellation) { _, reply in
+            upstream.send(request, route: exchange.record.route, record: exchange.record, cancellation: cancellation) { result in
+                reply(result.flatMap { response in Reply { () throws(GatewayError) in try Passthrough.answer(response) } })
             }
         }
     }
 
     private func look(context: ChannelHandlerContext, _ exchange: Exchange, up lookup: DeliveryLookup.Lookup, includeRaw: Bool) {
+        let results = self.results.lookup
+        let record = exchange.record
+        self.wait(context: context, exchange) { loop, reply in
+            results.message(lookup, requestID: record.requestID, record: record, hop: { work in loop.execute(work) }) { outcome in
+                // Written here: on this event loop, or on another one when a lookup from another connection led.
+                reply(outcome.map { entry in
+                    results.count(entry.result, record: record)
+                    return (.ok, Self.json, ByteBuffer(bytes: entry.body(includeRaw: includeRaw)))
+                })
+            }
+        }
+    }
+
+    /// Marks the exchange as waiting and starts `call`, whose reply is answered on this event loop.
+    private func wait(
+        context: ChannelHandlerContext, _ exchange: Exchange, cancellation: UpstreamCancellation? = nil,
+        for call: (_ loop: any EventLoop, _ reply: @escaping @Sendable (Reply) -> Void) -> Void
+    ) {
         var exchange = exchange
-        exchange.taken = .waiting
+        exchange.taken = .waiting(cancellation)
         self.current = exchange
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let results = self.results.lookup
-        let record = exchange.record
-        results.message(lookup, requestID: record.requestID, record: record, hop: { work in loop.execute(work) }) { outcome in
-            // Normalized JSON is written here, off the event loop only when another connection led a shared lookup.
-            let answer = outcome.map { entry -> ByteBuffer in
-                results.count(entry.result, record: record)
-                return ByteBuffer(bytes: entry.body(includeRaw: includeRaw))
-            }
+        call(loop) { reply in
             loop.execute {
                 let (handler, context) = bound.value
-                handler.answer(context: context) { () throws(GatewayError) in (.ok, Self.json, try answer.get()) }
+                handler.answer(context: context, reply)
             }
         }
     }
 
     /// SENS answered (or could not be reached): reply, then take up what arrived meanwhile.
-    private func answer(context: ChannelHandlerContext, _ result: Result<UpstreamResponse, GatewayError>) {
-        self.answer(context: context) { () throws(GatewayError) in try Passthrough.answer(try result.get()) }
-    }
-
-    private func answer(
-        context: ChannelHandlerContext, _ make: () throws(GatewayError) -> (HTTPResponse.Status, HTTPFields, ByteBuffer)
-    ) {
+    private func answer(context: ChannelHandlerContext, _ reply: Reply) {
         guard let exchange = self.current, case .waiting = exchange.taken else { return }
         self.current = nil
-        self.cancellation = nil
         // Answered and logged even when the caller has gone meanwhile (the write then goes nowhere), as the router does.
-        do throws(GatewayError) {
-            let (status, fields, body) = try make()
-            self.respond(context: context, exchange, status: status, fields: fields, body: body)
-        } catch {
-            self.fail(context: context, exchange, error)
+        switch reply {
+        case .success(let answer): self.respond(context: context, exchange, status: answer.status, fields: answer.fields, body: answer.body)
+        case .failure(let error): self.fail(context: context, exchange, error)
         }
         self.flushIfNeeded(context: context)
         let queued = self.queued
@@ -252,7 +258,7 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
         context.write(self.wrapOutboundOut(.end(nil)), promise: nil)
         self.needsFlush = true
-        if case .lookup(.cached) = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
+        if exchange.countsInFlight { self.log.metrics.inFlight.decrement() }
         self.log.finish(
             method: exchange.head.method, target: exchange.head.path ?? "", status: status.code, bytesOut: body.readableBytes,
             elapsed: ContinuousClock.now - exchange.start, record: exchange.record)
@@ -272,10 +278,10 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         // The caller is gone: stop the call to SENS rather than finish it for no one.
-        self.cancellation?.cancel()
+        if case .waiting(let cancellation?)? = self.current?.taken { cancellation.cancel() }
         if let exchange = self.current {
             self.current = nil
-            if case .lookup(.cached) = exchange.taken {} else { self.log.metrics.inFlight.decrement() }
+            if exchange.countsInFlight { self.log.metrics.inFlight.decrement() }
         }
         self.queued.removeAll()
         context.fireChannelInactive()

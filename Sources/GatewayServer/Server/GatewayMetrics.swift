@@ -14,12 +14,27 @@ public struct GatewayMetrics: Sendable {
     /// Requests being answered now.
     let inFlight: Meter
     // The series the request path touches, looked up once per label set (see ``SeriesCache``).
-    private let requests = SeriesCache<[String], Prometheus.Counter>()
+    private let requests = SeriesCache<RequestLabels, Prometheus.Counter>()
     private let durations = SeriesCache<String, DurationHistogram>()
-    private let upstreamCalls = SeriesCache<[String], Prometheus.Counter>()
+    private let upstreamCalls = SeriesCache<UpstreamLabels, Prometheus.Counter>()
     private let upstreamDurations = SeriesCache<String, DurationHistogram>()
-    private let results = SeriesCache<[String], Prometheus.Counter>()
+    private let results = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let cacheLookups = SeriesCache<String, Prometheus.Counter>()
+
+    // Label values as keys: hashing these allocates nothing, unlike an array of them or a status code as text.
+    private struct RequestLabels: Hashable, Sendable {
+        var route, method: String
+        var status: Int
+        var resultClass, caller: String
+    }
+
+    private struct UpstreamLabels: Hashable, Sendable {
+        var route, outcome: String
+    }
+
+    private struct ResultLabels: Hashable, Sendable {
+        var channel, namespace, code, resultClass: String
+    }
 
     /// Creates an empty set of metrics with sensgate's latency buckets.
     public init(version: String = sensgateVersion) {
@@ -38,62 +53,35 @@ public struct GatewayMetrics: Sendable {
         Gauge(label: "sensgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 
-    // Computed: the descriptor type is not Sendable, and it is only needed when a series is first made.
-    static var requestsTotal: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "http_requests", unitName: "total", helpText: "Requests answered, by route, method, status, class and caller.")
-    }
-    static var requestDuration: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "http_request_duration", unitName: "seconds", helpText: "Time to answer a request, by route.")
-    }
-    static var upstreamTotal: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "upstream_requests", unitName: "total", helpText: "Calls to SENS, by route and outcome.")
-    }
-    static var upstreamDuration: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "upstream_request_duration", unitName: "seconds", helpText: "Time of one call to SENS, by route.")
-    }
-    static var resultsTotal: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "delivery_results", unitName: "total", helpText: "Delivery results served, by channel, code and class.")
-    }
-    static var cacheTotal: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "sensgate", metricName: "result_cache", unitName: "total", helpText: "Single-message lookups: hit, miss or coalesced.")
-    }
-
     /// One answered request.
     func recordRequest(route: String, method: String, status: Int, resultClass: String, caller: String, duration: Duration) {
-        let statusText = String(status)
-        self.requests.series(for: [route, method, statusText, resultClass, caller]) {
-            self.registry.makeCounter(
-                descriptor: Self.requestsTotal,
-                labels: [("route", route), ("method", method), ("status", statusText), ("class", resultClass), ("caller", caller)])
+        self.requests.series(for: RequestLabels(route: route, method: method, status: status, resultClass: resultClass, caller: caller)) {
+            self.counter(
+                "sensgate_http_requests_total", help: "Requests answered, by route, method, status, class and caller.",
+                [("route", route), ("method", method), ("status", String(status)), ("class", resultClass), ("caller", caller)])
         }.increment()
         self.durations.series(for: route) {
-            self.registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: self.buckets)
+            self.histogram("sensgate_http_request_duration_seconds", help: "Time to answer a request, by route.", [("route", route)])
         }.record(duration)
     }
 
     /// One upstream call: `outcome` is the HTTP status class (`2xx`…) or the transport error kind.
     func recordUpstream(route: String, outcome: String, duration: Duration) {
         self.upstreamDurations.series(for: route) {
-            self.registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("route", route)], buckets: self.buckets)
+            self.histogram("sensgate_upstream_request_duration_seconds", help: "Time of one call to SENS, by route.", [("route", route)])
         }.record(duration)
-        self.upstreamCalls.series(for: [route, outcome]) {
-            self.registry.makeCounter(descriptor: Self.upstreamTotal, labels: [("route", route), ("outcome", outcome)])
+        self.upstreamCalls.series(for: UpstreamLabels(route: route, outcome: outcome)) {
+            self.counter("sensgate_upstream_requests_total", help: "Calls to SENS, by route and outcome.", [("route", route), ("outcome", outcome)])
         }.increment()
     }
 
     /// One delivery result served, by channel, code namespace, code and class. Only codes in the table become
     /// label values (a bounded set); any other code is counted as `unknown`.
     func recordResult(channel: String, namespace: String, code: String, resultClass: String) {
-        self.results.series(for: [channel, namespace, code, resultClass]) {
-            self.registry.makeCounter(
-                descriptor: Self.resultsTotal,
-                labels: [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
+        self.results.series(for: ResultLabels(channel: channel, namespace: namespace, code: code, resultClass: resultClass)) {
+            self.counter(
+                "sensgate_delivery_results_total", help: "Delivery results served, by channel, code and class.",
+                [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
         }.increment()
     }
 
@@ -116,13 +104,22 @@ public struct GatewayMetrics: Sendable {
     /// (`coalesced`), or sent to SENS (`miss`).
     func recordCache(outcome: String) {
         self.cacheLookups.series(for: outcome) {
-            self.registry.makeCounter(descriptor: Self.cacheTotal, labels: [("outcome", outcome)])
+            self.counter("sensgate_result_cache_total", help: "Single-message lookups: hit, miss or coalesced.", [("outcome", outcome)])
         }.increment()
     }
 
     /// The circuit breaker opened.
     func recordBreakerOpened() {
         Counter(label: "sensgate_circuit_breaker_opened_total", factory: self.factory).increment()
+    }
+
+    private func counter(_ name: String, help: String, _ labels: [(String, String)]) -> Prometheus.Counter {
+        self.registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    private func histogram(_ name: String, help: String, _ labels: [(String, String)]) -> DurationHistogram {
+        self.registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: self.buckets)
     }
 
     /// The Prometheus text exposition of every series.

@@ -77,7 +77,7 @@ struct SignedUpstream: Sendable {
             case .success(let response):
                 self.limits.breaker.recordSuccess()
                 record.upstreamStatus = response.status
-                self.metrics.recordUpstream(route: route, outcome: "\(response.status / 100)xx", duration: ContinuousClock.now - start)
+                self.metrics.recordUpstream(route: route, outcome: Self.statusClass(response.status), duration: ContinuousClock.now - start)
                 guard response.status == 429 || (500...599).contains(response.status) else {
                     completion(.success(response))
                     return
@@ -108,6 +108,15 @@ struct SignedUpstream: Sendable {
             }
         }
         cancellation.track(call)
+    }
+}
+
+extension SignedUpstream {
+    /// `1xx` … `5xx` as metric label values, made once (statuses outside 100–599 are counted as `other`).
+    private static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+
+    static func statusClass(_ status: Int) -> String {
+        (100...599).contains(status) ? Self.statusClasses[status / 100 - 1] : "other"
     }
 }
 
