@@ -107,6 +107,11 @@ public struct JSONWriter: Sendable {
         self.markValue()
     }
 
+    /// Ends a line of line-delimited JSON; the last call on a writer whose value is complete.
+    public mutating func endLine() {
+        self.bytes.append(UInt8(ascii: "\n"))
+    }
+
     // MARK: Internals
 
     private mutating func separate() {

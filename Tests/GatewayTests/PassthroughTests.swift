@@ -224,6 +224,12 @@ struct PassthroughTests {
             #expect(json["upstreamStatus"] as? Int == 200)
             #expect(json["route"] as? String == "/sms/v2")
             #expect((json["path"] as? String)?.contains("010********") == true)
+            // The time is RFC 3339 UTC with milliseconds, and now (read back with Foundation's own parser).
+            let time = try #require(json["time"] as? String)
+            let parser = ISO8601DateFormatter()
+            parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            #expect(time.utf8.count == 24 && time.hasSuffix("Z"))
+            #expect(abs(try #require(parser.date(from: time)).timeIntervalSinceNow) < 60)
             for text in gw.logs.all {
                 #expect(!text.contains("01012345678"))
                 #expect(!text.contains(TestGateway.secret))

@@ -62,9 +62,8 @@ public struct JSONLogHandler: LogHandler {
             Self.writeValue(value, into: &json)
         }
         json.endObject()
-        var line = json.bytes
-        line.append(UInt8(ascii: "\n"))
-        self.sink(line)
+        json.endLine()
+        self.sink(json.bytes)
     }
 
     private static func writeValue(_ value: Logger.Metadata.Value, into json: inout JSONWriter) {
@@ -96,19 +95,33 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// RFC 3339 UTC with milliseconds, formatted by hand: no Foundation formatter per line.
+    /// RFC 3339 UTC with milliseconds (`2026-11-23T21:04:34.848Z`), written digit by digit into one string: no
+    /// formatter and no intermediate strings per line.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var end = 0
+            func put(_ value: Int, width: Int, then separator: Character) {
+                var value = value
+                for position in stride(from: end + width - 1, through: end, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                buffer[end + width] = separator.asciiValue ?? UInt8(ascii: "?")
+                end += width + 1
+            }
+            put(Int(parts.tm_year) + 1900, width: 4, then: "-")
+            put(Int(parts.tm_mon) + 1, width: 2, then: "-")
+            put(Int(parts.tm_mday), width: 2, then: "T")
+            put(Int(parts.tm_hour), width: 2, then: ":")
+            put(Int(parts.tm_min), width: 2, then: ":")
+            put(Int(parts.tm_sec), width: 2, then: ".")
+            put(Int(now.tv_nsec / 1_000_000), width: 3, then: "Z")
+            return end
         }
-        let millis = Int32(now.tv_nsec / 1_000_000)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
 }
