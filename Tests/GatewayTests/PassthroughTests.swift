@@ -277,4 +277,17 @@ struct UpstreamClientTests {
         await client.shutdown()
         await mock.stop()
     }
+
+    @Test("the curl loop runs on its own thread, named for top -H and profiles")
+    func loopThreadIsNamed() async throws {
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("s3"))
+        let port = try await mock.start()
+        let client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+        _ = try await client.execute(UpstreamRequest(method: "GET", target: "/sms/v2/services/x/messages/m", headers: []))
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+        let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+        #expect(names.contains("sensgate-curl\n"))
+        await client.shutdown()
+        await mock.stop()
+    }
 }
