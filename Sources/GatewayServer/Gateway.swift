@@ -38,7 +38,8 @@ public struct Gateway: Sendable {
                     baseURL: configuration.upstream,
                     connectTimeout: configuration.upstreamConnectTimeout,
                     requestTimeout: configuration.upstreamTimeout,
-                    maxResponseBytes: configuration.maxResponseBytes
+                    maxResponseBytes: configuration.maxResponseBytes,
+                    caFile: configuration.upstreamCAFile
                 ),
                 logger: logger
             )

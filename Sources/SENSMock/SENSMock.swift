@@ -1,7 +1,7 @@
 // SENSMock: a SENS-compatible upstream on loopback for tests and the demo — verifies NCP v2 signatures like SENS,
 // serves delivery results in SENS's shapes, and injects faults on request.
 
-import NIOCore
+public import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import Signing
@@ -64,6 +64,8 @@ public struct ReceivedRequest: Sendable {
     public var body: [UInt8]
     /// Whether the NCP signature was present, fresh and valid.
     public var signatureValid: Bool
+    /// The HTTP version the request came in: `1.1`, or `2` behind a TLS front that negotiated HTTP/2.
+    public var httpVersion: String
 
     /// The first value of a header, by lower-case name.
     public func header(_ name: String) -> String? {
@@ -125,6 +127,17 @@ public final class SENSMock: Sendable {
         return channel.localAddress?.port ?? 0
     }
 
+    /// Counts a connection accepted by a listener set up outside the mock (the tests' TLS front).
+    public func connectionAccepted() {
+        self.state.withLock { $0.connections += 1 }
+    }
+
+    /// The handler that answers requests arriving as HTTP/1 server parts: on an HTTP/1.1 pipeline, or on an HTTP/2
+    /// stream behind NIOHTTP2's HTTP/1 codec. The mock itself listens in cleartext; tests put TLS in front with this.
+    public func makeRequestHandler() -> any ChannelHandler {
+        MockHandler(mock: self)
+    }
+
     /// Stops listening; connections already open are closed by their peers.
     public func stop() async {
         let channel = self.channel.withLock { channel -> (any Channel)? in
@@ -163,13 +176,15 @@ public final class SENSMock: Sendable {
         case fault(Fault, then: @Sendable () -> Answer)
     }
 
-    func answer(method: String, target: String, headers: HTTPHeaders, body: [UInt8]) -> Answer {
+    func answer(method: String, target: String, headers: HTTPHeaders, body: [UInt8], version: HTTPVersion = .http1_1) -> Answer {
         let valid = self.verifySignature(method: method, target: target, headers: headers)
         var lowered: [(String, String)] = []
         lowered.reserveCapacity(headers.count)
         for (name, value) in headers { lowered.append((name.lowercased(), value)) }
         let queued = self.state.withLock { state -> Fault? in
-            state.received.append(ReceivedRequest(method: method, target: target, headers: lowered, body: body, signatureValid: valid))
+            let httpVersion = version.minor == 0 ? "\(version.major)" : "\(version.major).\(version.minor)"
+            state.received.append(
+                ReceivedRequest(method: method, target: target, headers: lowered, body: body, signatureValid: valid, httpVersion: httpVersion))
             if valid, !state.queuedFaults.isEmpty { return state.queuedFaults.removeFirst() }
             return nil
         }
@@ -288,8 +303,10 @@ final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head = self.head else { return }
             self.head = nil
-            let answer = self.mock.answer(method: head.method.rawValue, target: head.uri, headers: head.headers, body: self.body)
-            self.perform(answer, keepAlive: head.isKeepAlive, context: context)
+            let answer = self.mock.answer(method: head.method.rawValue, target: head.uri, headers: head.headers, body: self.body,
+                                          version: head.version)
+            // An HTTP/2 stream ends with its response; the connection stays (NIO counts only 1.1 as keep-alive by default).
+            self.perform(answer, keepAlive: head.version.major >= 2 || head.isKeepAlive, context: context)
         }
     }
 

@@ -87,6 +87,8 @@ struct SettingsOptions: ParsableArguments {
     var alimTalkServiceID: String?
     @Option(name: .customLong("upstream-timeout"), help: "Seconds for a whole upstream call (SENSGATE_UPSTREAM_TIMEOUT; default 10).")
     var upstreamTimeout: String?
+    @Option(name: .customLong("upstream-ca-file"), help: "PEM CAs to trust for an https upstream instead of the system's (SENSGATE_UPSTREAM_CA_FILE).")
+    var upstreamCAFile: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (SENSGATE_LOG_LEVEL).")
     var logLevel: String?
     @Option(name: .customLong("caller-tokens-file"), help: "YAML file of caller names and tokens (SENSGATE_CALLER_TOKENS_FILE).")
@@ -102,6 +104,7 @@ struct SettingsOptions: ParsableArguments {
         flags["brandmessage-service-id"] = self.brandMessageServiceID
         flags["alimtalk-service-id"] = self.alimTalkServiceID
         flags["upstream-timeout"] = self.upstreamTimeout
+        flags["upstream-ca-file"] = self.upstreamCAFile
         flags["log-level"] = self.logLevel
         flags["caller-tokens-file"] = self.callerTokensFile
         return flags

@@ -34,6 +34,8 @@ final class CurlLoop: @unchecked Sendable {
     private let allowedProtocols: String
     /// `scheme://authority`, the part of every URL that never changes.
     private let urlPrefix: String
+    /// Only TLS connections can multiplex (HTTP/2 is negotiated by ALPN).
+    private let multiplexes: Bool
 
     // Loop-thread state.
     private var activeCount = 0
@@ -54,6 +56,7 @@ final class CurlLoop: @unchecked Sendable {
         self.logger = logger
         self.allowedProtocols = origin.scheme
         self.urlPrefix = origin.description
+        self.multiplexes = origin.scheme == "https"
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
         _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
 
@@ -216,6 +219,16 @@ final class CurlLoop: @unchecked Sendable {
         _ = sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         _ = sg_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         _ = sg_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        if self.multiplexes {
+            // Wait for a connection that is still in its TLS handshake rather than opening another: once HTTP/2 is
+            // agreed, every request shares it. (Peer and host verification are curl's defaults; reset keeps them.)
+            _ = sg_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+            if let caFile = self.configuration.caFile {
+                ok = ok && sg_easy_setopt_string(easy, CURLOPT_CAINFO, caFile) == CURLE_OK
+                // Only these authorities: not also the system's certificate directory.
+                ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_CAPATH, nil) == CURLE_OK
+            }
+        }
 
         let context = Unmanaged.passRetained(transfer).toOpaque()
         _ = sg_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context)

@@ -99,15 +99,20 @@ public struct UpstreamConfiguration: Sendable {
     public var maxResponseBytes: Int
     /// Idle connections the multi handle keeps open for reuse.
     public var maxIdleConnections: Int
+    /// A PEM file of the certificate authorities to trust for an `https` upstream, instead of the system's; `nil`
+    /// trusts the system's. Certificates and host names are verified either way.
+    public var caFile: String?
 
     public init(
         baseURL: String,
         connectTimeout: Duration = .seconds(3),
         requestTimeout: Duration = .seconds(10),
         maxResponseBytes: Int = 4 * 1024 * 1024,
-        maxIdleConnections: Int = 256
+        maxIdleConnections: Int = 256,
+        caFile: String? = nil
     ) {
         self.baseURL = baseURL
+        self.caFile = caFile
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes

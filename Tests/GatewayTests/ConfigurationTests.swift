@@ -68,6 +68,22 @@ struct ConfigurationTests {
         #expect(!String(describing: configuration).contains("env-secret"))
     }
 
+    @Test("upstream-ca-file is checked at start-up: it must be readable and hold a PEM certificate")
+    func upstreamCAFile() throws {
+        let env = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"]
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let configured = try Self.resolve(flags: ["upstream-ca-file": "/etc/ca.pem"], env: env, files: ["/etc/ca.pem": pem])
+        #expect(configured.upstreamCAFile == "/etc/ca.pem")
+        #expect(try Self.resolve(env: env).upstreamCAFile == nil)
+        #expect(try Self.resolve(env: env.merging(["SENSGATE_UPSTREAM_CA_FILE": "/etc/ca.pem"]) { $1 }, files: ["/etc/ca.pem": pem])
+            .upstreamCAFile == "/etc/ca.pem")
+        #expect(throws: ConfigurationError.self) { try Self.resolve(flags: ["upstream-ca-file": "/missing.pem"], env: env) }
+        let notPEM = #expect(throws: ConfigurationError.self) {
+            try Self.resolve(flags: ["upstream-ca-file": "/etc/key.pem"], env: env, files: ["/etc/key.pem": "-----BEGIN PRIVATE KEY-----\n"])
+        }
+        #expect(notPEM?.description.contains("no PEM certificate") == true)
+    }
+
     static let bad: [([String: String], String)] = [
         (["NCP_SECRET_KEY": "s"], "access key"),
         (["NCP_ACCESS_KEY": "AK"], "secret key"),

@@ -23,6 +23,7 @@ public enum ConfigurationLoader {
         Setting(key: "alimtalk-service-id", environment: "SENSGATE_ALIMTALK_SERVICE_ID", defaultValue: nil),
         Setting(key: "upstream-timeout", environment: "SENSGATE_UPSTREAM_TIMEOUT", defaultValue: "10"),
         Setting(key: "upstream-connect-timeout", environment: "SENSGATE_UPSTREAM_CONNECT_TIMEOUT", defaultValue: "3"),
+        Setting(key: "upstream-ca-file", environment: "SENSGATE_UPSTREAM_CA_FILE", defaultValue: nil),
         Setting(key: "max-body-bytes", environment: "SENSGATE_MAX_BODY_BYTES", defaultValue: "1048576"),
         Setting(key: "max-response-bytes", environment: "SENSGATE_MAX_RESPONSE_BYTES", defaultValue: "4194304"),
         Setting(key: "log-level", environment: "SENSGATE_LOG_LEVEL", defaultValue: "info"),
@@ -115,6 +116,10 @@ public enum ConfigurationLoader {
         configuration.alimTalkServiceID = try Self.serviceID(value("alimtalk-service-id"), key: "alimtalk-service-id")
         configuration.upstreamTimeout = try Self.seconds(value("upstream-timeout"), key: "upstream-timeout")
         configuration.upstreamConnectTimeout = try Self.seconds(value("upstream-connect-timeout"), key: "upstream-connect-timeout")
+        if let path = value("upstream-ca-file") {
+            try Self.checkCertificateFile(path: path, readFile: readFile)
+            configuration.upstreamCAFile = path
+        }
         configuration.maxBodyBytes = try Self.byteCount(value("max-body-bytes"), key: "max-body-bytes")
         configuration.maxResponseBytes = try Self.byteCount(value("max-response-bytes"), key: "max-response-bytes")
         configuration.retryPolicy = RetryPolicy(
@@ -165,6 +170,20 @@ public enum ConfigurationLoader {
         let trimmed = String(text.trimmingASCIIWhitespace)
         guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(path) is empty") }
         return SecretKey(trimmed)
+    }
+
+    /// Checks at start-up that the upstream CA file can be read and holds a PEM certificate, so a wrong path fails
+    /// here rather than as TLS errors on every call.
+    static func checkCertificateFile(path: String, readFile: (String) throws -> String) throws(ConfigurationError) {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw ConfigurationError("cannot read upstream-ca-file \(path)")
+        }
+        guard text.contains("-----BEGIN CERTIFICATE-----") else {
+            throw ConfigurationError("upstream-ca-file \(path) holds no PEM certificate")
+        }
     }
 
     /// Reads and checks the caller tokens file.

@@ -14,6 +14,8 @@ public import Signing
 ///   `SENSGATE_BRANDMESSAGE_SERVICE_ID`, `SENSGATE_ALIMTALK_SERVICE_ID`: default service IDs for `/v1` lookups.
 /// - `upstream-timeout` / `SENSGATE_UPSTREAM_TIMEOUT`: seconds for a whole upstream call, default 10.
 /// - `upstream-connect-timeout` / `SENSGATE_UPSTREAM_CONNECT_TIMEOUT`: seconds to connect, default 3.
+/// - `upstream-ca-file` / `SENSGATE_UPSTREAM_CA_FILE`: PEM certificate authorities to trust for an `https` upstream
+///   instead of the system's (a private CA, or an egress proxy that re-signs TLS); default: the system's.
 /// - `max-body-bytes` / `SENSGATE_MAX_BODY_BYTES`: largest request body accepted, default 1048576.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
@@ -42,6 +44,8 @@ public struct GatewayConfiguration: Sendable {
     public var alimTalkServiceID: String?
     public var upstreamTimeout: Duration
     public var upstreamConnectTimeout: Duration
+    /// PEM certificate authorities trusted for an `https` upstream instead of the system's; `nil`: the system's.
+    public var upstreamCAFile: String?
     public var maxBodyBytes: Int
     public var maxResponseBytes: Int
     public var logLevel: Logger.Level

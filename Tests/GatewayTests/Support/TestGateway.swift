@@ -43,18 +43,25 @@ struct TestGateway: Sendable {
     /// - Parameters:
     ///   - mockSecret: The secret the mock verifies with (a different one makes every signature wrong).
     ///   - upstream: Overrides the upstream URL (e.g. a closed port); the mock still runs.
+    ///   - tls: Puts the mock behind TLS (HTTP/2 by ALPN) and points the gateway at `https://localhost:…`.
     ///   - configure: Adjusts the gateway's configuration.
     static func run(
         mockSecret: String = secret,
         upstream: String? = nil,
+        tls: TLSUpstream.Setup? = nil,
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestGateway) async throws -> Void
     ) async throws {
         let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(mockSecret))
         let mockPort = try await mock.start()
+        let front: TLSUpstream? = if let tls { try await TLSUpstream.start(mock: mock, setup: tls) } else { nil }
+        let authorityFile: String? = if let tls, tls.trustTestAuthority { try TLSUpstream.authorityFile() } else { nil }
+        defer { if let authorityFile { try? FileManager.default.removeItem(atPath: authorityFile) } }
+        let origin = front.map { "https://localhost:\($0.port)" } ?? upstream ?? "http://127.0.0.1:\(mockPort)"
         var configuration = GatewayConfiguration(
-            accessKey: accessKey, secretKey: SecretKey(secret), upstream: upstream ?? "http://127.0.0.1:\(mockPort)",
+            accessKey: accessKey, secretKey: SecretKey(secret), upstream: origin,
             listenHost: "127.0.0.1", listenPort: 0)
+        configuration.upstreamCAFile = authorityFile
         configuration.smsServiceID = Fixtures.smsServiceID
         configuration.brandMessageServiceID = Fixtures.brandMessageServiceID
         configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
@@ -78,6 +85,7 @@ struct TestGateway: Sendable {
             } catch {
                 await client.shutdown()
                 await group.triggerGracefulShutdown()
+                await front?.stop()
                 await mock.stop()
                 throw error
             }
@@ -85,6 +93,7 @@ struct TestGateway: Sendable {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
+        await front?.stop()
         await mock.stop()
     }
 

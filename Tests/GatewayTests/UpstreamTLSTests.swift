@@ -1,0 +1,70 @@
+import Foundation
+import GatewayServer
+import SENSMock
+import Testing
+
+/// sensgate → SENS as in production: `https`, certificates verified, HTTP/2 agreed by ALPN. The project's mock sits
+/// behind a TLS front (Support/TLSUpstream.swift) with a test CA that sensgate is given as `upstream-ca-file`.
+@Suite("Upstream over TLS")
+struct UpstreamTLSTests {
+    static let sms = Fixtures.smsServiceID
+
+    @Test("over TLS with HTTP/2, concurrent passthrough and lookups are signed, verified and share one connection")
+    func http2() async throws {
+        try await TestGateway.run(tls: TLSUpstream.Setup()) { gw in
+            // The burst comes first: requests that arrive while the connection is still in its handshake wait for it.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<30 {
+                    group.addTask {
+                        let target = index.isMultiple(of: 2)
+                            ? "/sms/v2/services/\(Self.sms)/messages/sms-delivered-0001"
+                            : "/v1/results/sms/sms-delivered-0001"
+                        return try await gw.send("GET", target).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 30))
+            let body = #"{"type":"SMS","from":"0212345678","content":"héllo","messages":[{"to":"01012345678"}]}"#
+            let sent = try await gw.send("POST", "/sms/v2/services/\(Self.sms)/messages",
+                                         headers: [("Content-Type", "application/json")], body: body)
+            #expect(sent.status == 202)
+            #expect(gw.mock.receivedRequests.last?.body == Array(body.utf8))
+            let received = gw.mock.receivedRequests
+            #expect(received.count >= 16)  // 15 passthrough + the send; identical lookups in flight may coalesce
+            #expect(received.allSatisfy { $0.signatureValid && $0.httpVersion == "2" })
+            #expect(gw.mock.acceptedConnections == 1)
+        }
+    }
+
+    @Test("HTTP/1.1 over TLS when the upstream offers only that, with keep-alive")
+    func http1() async throws {
+        try await TestGateway.run(tls: TLSUpstream.Setup(protocols: ["http/1.1"])) { gw in
+            for _ in 0..<10 {
+                let response = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001")
+                #expect(response.status == 200)
+            }
+            let received = gw.mock.receivedRequests
+            #expect(received.count == 10)
+            #expect(received.allSatisfy { $0.signatureValid && $0.httpVersion == "1.1" })
+            #expect(gw.mock.acceptedConnections == 1)
+        }
+    }
+
+    @Test("a certificate the gateway does not trust, or one for another host, is refused: 502 and nothing sent",
+          arguments: [
+            TLSUpstream.Setup(trustTestAuthority: false),
+            TLSUpstream.Setup(certificate: .otherName),
+          ])
+    func refusedCertificate(_ setup: TLSUpstream.Setup) async throws {
+        try await TestGateway.run(tls: setup) { gw in
+            let response = try await gw.send("GET", "/sms/v2/services/\(Self.sms)/messages/sms-delivered-0001")
+            #expect(response.status == 502)
+            #expect(try response.error().code == "upstream_unreachable")
+            let lookup = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001")
+            #expect(lookup.status == 502)
+            #expect(gw.mock.acceptedConnections >= 1)  // it was reached, and the handshake failed
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+}
