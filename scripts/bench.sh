@@ -4,6 +4,8 @@
 # upstream is never the bottleneck). wrk drives each in turn with the same connections and duration.
 #   scripts/bench.sh [seconds] [connections]      default 10 s, 64 connections
 # Prints requests/s, p50/p99, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx.
+# Also, as production reaches SENS: both proxies again in front of the upstream over TLS (certificates verified;
+# nginx proxies HTTP/1.1 over TLS, sensgate speaks HTTP/2 where ALPN offers it), with a throwaway CA made here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
@@ -12,6 +14,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # Built as the container image builds it (static Swift standard library), in its own build folder.
@@ -22,7 +25,7 @@ bin="$("${build[@]}" --show-bin-path)/sensgate"
 work=$(mktemp -d /tmp/sensgate-bench.XXXX)
 chmod 755 "$work"  # nginx's workers run as an unprivileged user
 base=$((30000 + RANDOM % 10000))
-up=$base; proxy=$((base + 1)); gw=$((base + 2))
+up=$base; proxy=$((base + 1)); gw=$((base + 2)); uptls=$((base + 4)); proxytls=$((base + 5)); gwtls=$((base + 6))
 sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
 sms_msg="f574d3f0-****-****-****-daa31f50eaf5"; bm_msg="bc87c708-****-****-****-57b56c506309"
 python3 - "$work" <<'PY'
@@ -43,6 +46,16 @@ for name, path in [('sms', '../shared/seeds/000_2f5628a966089cec.txt'), ('bm', '
         sys.exit("seed documents not found beside the repository (../shared/seeds)")
     open(f"{work}/{name}.json", "w").write(json.dumps(json.loads(body), ensure_ascii=False))
 PY
+# A throwaway CA and a certificate for the TLS upstream (localhost and 127.0.0.1), verified by both proxies.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=sensgate bench CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+  -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$work/tls.ext"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+  -extfile "$work/tls.ext" -out "$work/tls.pem" 2>/dev/null
+chmod 644 "$work"/*.pem "$work"/*.key
 cat > "$work/nginx.conf" <<NGINX
 worker_processes auto;
 pid $work/nginx.pid;
@@ -67,6 +80,28 @@ http {
             proxy_set_header Connection "";
         }
     }
+    # The same upstream over TLS (HTTP/2 offered by ALPN), and nginx proxying to it with verification.
+    upstream sens_tls { server 127.0.0.1:$uptls; keepalive 128; }
+    server {
+        listen 127.0.0.1:$uptls ssl http2;
+        ssl_certificate $work/tls.pem;
+        ssl_certificate_key $work/tls.key;
+        root $work;
+        location /sms/v2/ { default_type application/json; try_files /sms.json =404; }
+        location /brandmessage/v2/ { default_type application/json; try_files /bm.json =404; }
+    }
+    server {
+        listen 127.0.0.1:$proxytls;
+        location / {
+            proxy_pass https://sens_tls;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $work/ca.pem;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;
+        }
+    }
 }
 NGINX
 "$NGINX" -c "$work/nginx.conf" -e "$work/error.log"
@@ -79,9 +114,12 @@ nocache=$((base + 3))
 SENSGATE_LOG_LEVEL=warning SENSGATE_CACHE_TTL=0 "$bin" serve --listen "127.0.0.1:$nocache" --upstream "http://127.0.0.1:$up" \
   --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
 nocache_pid=$!
-cleanup() { kill "$gw_pid" "$nocache_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
+SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gwtls" --upstream "https://127.0.0.1:$uptls" \
+  --upstream-ca-file "$work/ca.pem" --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
+tls_pid=$!
+cleanup() { kill "$gw_pid" "$nocache_pid" "$tls_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
 trap cleanup EXIT
-for port in "$gw" "$nocache"; do
+for port in "$gw" "$nocache" "$gwtls"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
@@ -90,7 +128,8 @@ idle=$(rss)
 # Sanity: every target answers 200 before it is measured.
 sms_path="/sms/v2/services/$sms_id/messages/$sms_msg"
 for url in "http://127.0.0.1:$up$sms_path" "http://127.0.0.1:$proxy$sms_path" "http://127.0.0.1:$gw$sms_path" \
-           "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg"; do
+           "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" \
+           "http://127.0.0.1:$proxytls$sms_path" "http://127.0.0.1:$gwtls$sms_path"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url"); [ "$code" = 200 ] || { echo "bench: $url answered $code"; exit 1; }
 done
 
@@ -111,11 +150,15 @@ run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms
 run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm
 run "sensgate /v1 sms, cache off" "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache
 after=$(rss)
+run "nginx proxy_pass, TLS upstream" "http://127.0.0.1:$proxytls$sms_path" nginxtls
+run "sensgate passthrough, TLS upstream" "http://127.0.0.1:$gwtls$sms_path" passtls
 echo
 echo "sensgate RSS: idle ${idle} kB, after load ${after} kB"
-awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" 'BEGIN {
+awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" \
+    -v pt="$rps_passtls" -v nt="$rps_nginxtls" 'BEGIN {
   printf "ratio passthrough / nginx:             %.2f\n", p / n
   printf "ratio /v1 sms / nginx:                %.2f\n", s / n
   printf "ratio /v1 brandmessage / nginx:       %.2f\n", b / n
-  printf "ratio /v1 sms, cache off / nginx:     %.2f\n", c / n }'
+  printf "ratio /v1 sms, cache off / nginx:     %.2f\n", c / n
+  printf "ratio passthrough / nginx, TLS upstream: %.2f\n", pt / nt }'
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
