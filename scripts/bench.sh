@@ -65,8 +65,13 @@ http {
     access_log off;
     keepalive_requests 1000000;
     upstream sens { server 127.0.0.1:$up; keepalive 128; }
+    upstream sens_tls { server 127.0.0.1:$uptls; keepalive 128; }
     server {
+        # The upstream, plain and over TLS (HTTP/2 offered by ALPN).
         listen 127.0.0.1:$up;
+        listen 127.0.0.1:$uptls ssl http2;
+        ssl_certificate $work/tls.pem;
+        ssl_certificate_key $work/tls.key;
         root $work;
         # Every path under a prefix answers with that channel's seed JSON.
         location /sms/v2/ { default_type application/json; try_files /sms.json =404; }
@@ -80,17 +85,8 @@ http {
             proxy_set_header Connection "";
         }
     }
-    # The same upstream over TLS (HTTP/2 offered by ALPN), and nginx proxying to it with verification.
-    upstream sens_tls { server 127.0.0.1:$uptls; keepalive 128; }
     server {
-        listen 127.0.0.1:$uptls ssl http2;
-        ssl_certificate $work/tls.pem;
-        ssl_certificate_key $work/tls.key;
-        root $work;
-        location /sms/v2/ { default_type application/json; try_files /sms.json =404; }
-        location /brandmessage/v2/ { default_type application/json; try_files /bm.json =404; }
-    }
-    server {
+        # nginx to the TLS upstream, verifying its certificate.
         listen 127.0.0.1:$proxytls;
         location / {
             proxy_pass https://sens_tls;
