@@ -1,6 +1,7 @@
 import Foundation
 import GatewayServer
 import SENSMock
+import Signing
 import Testing
 
 /// sensgate → SENS as in production: `https`, certificates verified, HTTP/2 agreed by ALPN. The project's mock sits
@@ -66,5 +67,44 @@ struct UpstreamTLSTests {
             #expect(gw.mock.acceptedConnections >= 1)  // it was reached, and the handshake failed
             #expect(gw.mock.receivedRequests.isEmpty)
         }
+    }
+
+    @Test("through an egress proxy named by https_proxy: a CONNECT tunnel to SENS, TLS still verified end to end")
+    func egressProxy() async throws {
+        let secret = "proxy-test-secret"
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
+        _ = try await mock.start()
+        let front = try await TLSUpstream.start(mock: mock, setup: TLSUpstream.Setup())
+        let caFile = try TLSUpstream.authorityFile()
+        defer { try? FileManager.default.removeItem(atPath: caFile) }
+        let proxy = ConnectProxy()
+        try await proxy.run { proxyPort in
+            let port = try await freePort()
+            let process = Process()
+            process.executableURL = try sensgateExecutable()
+            process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "https://127.0.0.1:\(front.port)",
+                                 "--upstream-ca-file", caFile]
+            // libcurl reads the proxy from the environment, as curl does; nothing in sensgate's own configuration.
+            process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "https_proxy": "http://127.0.0.1:\(proxyPort)"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+            var up = false
+            for _ in 0..<200 where !up {
+                up = (try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.status == 200
+                if !up { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            try #require(up, "sensgate serve did not start")
+
+            let response = try await RawHTTP.exchange(
+                port: port, "GET /sms/v2/services/s/messages/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(response.status == 200)
+            #expect(proxy.connectTargets == ["127.0.0.1:\(front.port)"])
+            let received = try #require(mock.receivedRequests.last)
+            #expect(received.signatureValid && received.httpVersion == "2")
+        }
+        await front.stop()
+        await mock.stop()
     }
 }
