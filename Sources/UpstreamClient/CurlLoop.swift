@@ -296,15 +296,12 @@ final class CurlLoop: @unchecked Sendable {
             _ = sg_easy_getinfo_string(easy, CURLINFO_CONTENT_TYPE, &contentType)
             var retryAfter: curl_off_t = 0
             _ = sg_easy_getinfo_off(easy, CURLINFO_RETRY_AFTER, &retryAfter)
-            var version = 0
-            _ = sg_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
             result = .success(
                 UpstreamResponse(
                     status: status,
                     contentType: contentType.map { String(cString: $0) },
                     retryAfterSeconds: retryAfter > 0 ? Int(retryAfter) : nil,
-                    body: transfer.responseBody,
-                    httpVersion: version == Int(CURL_HTTP_VERSION_2_0) ? "2" : version == Int(CURL_HTTP_VERSION_1_0) ? "1.0" : "1.1"
+                    body: transfer.responseBody
                 )
             )
         } else {

@@ -38,15 +38,12 @@ public struct UpstreamResponse: Sendable {
     public var retryAfterSeconds: Int?
     /// The body bytes, exactly as received.
     public var body: ByteBuffer
-    /// The HTTP version that was used (`1.1`, `2`).
-    public var httpVersion: String
 
-    public init(status: Int, contentType: String?, retryAfterSeconds: Int?, body: ByteBuffer, httpVersion: String) {
+    public init(status: Int, contentType: String?, retryAfterSeconds: Int?, body: ByteBuffer) {
         self.status = status
         self.contentType = contentType
         self.retryAfterSeconds = retryAfterSeconds
         self.body = body
-        self.httpVersion = httpVersion
     }
 }
 
