@@ -109,7 +109,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings,
             // `--static-swift-stdlib` links with `-export-dynamic`, which exports every Swift symbol of every
-            // package: a 0.5 MB dynamic symbol table the loader walks at start-up, and ~2.5 MB more idle RSS.
+            // package: a 0.5 MB dynamic symbol table the loader walks at start-up, and ~2 MB more idle RSS.
             // Nothing looks our symbols up dynamically, so they stay local (docs/performance.md).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))]
         ),
