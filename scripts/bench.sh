@@ -3,7 +3,8 @@
 # both in front of the same nginx upstream that serves the seed SMS and Brand Message JSON on the SENS paths (so the
 # upstream is never the bottleneck). wrk drives each in turn with the same connections and duration.
 #   scripts/bench.sh [seconds] [connections]      default 10 s, 64 connections
-# Prints requests/s, p50/p99, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx.
+# Prints requests/s, p50/p99, CPU per request, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx;
+# and, for scale, what libcurl alone costs per request (scripts/curl-floor.c: a C client with one multi handle).
 # Also, as production reaches SENS: both proxies again in front of the upstream over TLS (certificates verified;
 # nginx proxies HTTP/1.1 over TLS, sensgate speaks HTTP/2 where ALPN offers it), with a throwaway CA made here.
 set -euo pipefail
@@ -129,27 +130,47 @@ for url in "http://127.0.0.1:$up$sms_path" "http://127.0.0.1:$proxy$sms_path" "h
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url"); [ "$code" = 200 ] || { echo "bench: $url answered $code"; exit 1; }
 done
 
-run() {  # label url tag → prints "label rps p50 p99", sets rps_<tag>
-  local out="$work/$3.txt" rps p50 p99
-  wrk -t1 -c"$connections" -d"${duration}s" --latency "$2" > "$out"
+ticks() { local total=0 pid; for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
+clk_tck=$(getconf CLK_TCK)
+nginx_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+run() {  # label url tag pids… → prints "label rps p50 p99 cpu", sets rps_<tag> and cpu_<tag>
+  local label=$1 url=$2 tag=$3 out="$work/$3.txt" rps p50 p99 before after requests cpu
+  shift 3
+  before=$(ticks "$@")
+  wrk -t1 -c"$connections" -d"${duration}s" --latency "$url" > "$out"
+  after=$(ticks "$@")
   rps=$(awk '/Requests\/sec/ {print $2}' "$out")
   p50=$(awk '$1=="50%" {print $2}' "$out"); p99=$(awk '$1=="99%" {print $2}' "$out")
-  if grep -qE 'Non-2xx|Socket errors' "$out"; then echo "bench: errors in $1:"; grep -E 'Non-2xx|Socket errors' "$out"; fi
-  printf '%-34s %12s %10s %10s\n' "$1" "$rps" "$p50" "$p99"
-  eval "rps_$3=$rps"
+  requests=$(awk '/requests in/ {print $1}' "$out")
+  # CPU of the processes under test (user + system) over the run, per request served.
+  cpu=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  if grep -qE 'Non-2xx|Socket errors' "$out"; then echo "bench: errors in $label:"; grep -E 'Non-2xx|Socket errors' "$out"; fi
+  printf '%-34s %12s %10s %10s %9s\n' "$label" "$rps" "$p50" "$p99" "$cpu"
+  eval "rps_$tag=$rps cpu_$tag=$cpu"
 }
-printf '%-34s %12s %10s %10s\n' "target ($connections connections, ${duration}s)" "requests/s" "p50" "p99"
-run "upstream direct (nginx static)" "http://127.0.0.1:$up$sms_path" direct
-run "nginx proxy_pass" "http://127.0.0.1:$proxy$sms_path" nginx
-run "sensgate passthrough" "http://127.0.0.1:$gw$sms_path" pass
-run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms
-run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm
-run "sensgate /v1 sms, cache off" "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache
+printf '%-34s %12s %10s %10s %9s\n' "target ($connections connections, ${duration}s)" "requests/s" "p50" "p99" "CPU µs/req"
+run "upstream direct (nginx static)" "http://127.0.0.1:$up$sms_path" direct $nginx_workers
+run "nginx proxy_pass" "http://127.0.0.1:$proxy$sms_path" nginx $nginx_workers
+run "sensgate passthrough" "http://127.0.0.1:$gw$sms_path" pass "$gw_pid"
+run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms "$gw_pid"
+run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm "$gw_pid"
+run "sensgate /v1 sms, cache off" "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache "$nocache_pid"
 after=$(rss)
-run "nginx proxy_pass, TLS upstream" "http://127.0.0.1:$proxytls$sms_path" nginxtls
-run "sensgate passthrough, TLS upstream" "http://127.0.0.1:$gwtls$sms_path" passtls
+run "nginx proxy_pass, TLS upstream" "http://127.0.0.1:$proxytls$sms_path" nginxtls $nginx_workers
+run "sensgate passthrough, TLS upstream" "http://127.0.0.1:$gwtls$sms_path" passtls "$tls_pid"
+# For scale: libcurl alone, as a C client with one multi handle and as many requests in flight as wrk keeps.
+floor=""
+if command -v cc >/dev/null && cc -O2 scripts/curl-floor.c -o "$work/curl-floor" -lcurl 2>/dev/null; then
+  floor=$("$work/curl-floor" "http://127.0.0.1:$up$sms_path" "$connections" "$duration") || floor=""
+  [ -n "$floor" ] && printf '%-34s %12s %10s %10s %9s\n' "libcurl alone (C, one multi handle)" "${floor% *}" "" "" "${floor#* }"
+fi
 echo
 echo "sensgate RSS: idle ${idle} kB, after load ${after} kB"
+# The proxy rows' nginx CPU includes the upstream's work; the direct row is that work alone.
+awk -v p="$cpu_nginx" -v d="$cpu_direct" -v s="$cpu_pass" -v f="${floor#* }" 'BEGIN {
+  printf "CPU per passthrough request: nginx proxy role %.1f µs (proxy row − direct row), sensgate %.1f µs", p - d, s
+  if (f != "") printf ", libcurl alone %.1f µs", f
+  printf "\n" }'
 awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" \
     -v pt="$rps_passtls" -v nt="$rps_nginxtls" 'BEGIN {
   printf "ratio passthrough / nginx:             %.2f\n", p / n
