@@ -32,6 +32,8 @@ public struct Gateway: Sendable {
     public init(configuration: GatewayConfiguration, logger: Logger) throws(ConfigurationError) {
         self.configuration = configuration
         self.logger = logger
+        // Before libcurl initializes OpenSSL (in the upstream client): no error strings to keep resident.
+        Libcrypto.skipErrorStrings()
         do {
             self.upstream = try UpstreamClient(
                 configuration: UpstreamConfiguration(

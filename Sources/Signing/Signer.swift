@@ -105,6 +105,18 @@ public struct Signer: Sendable {
 
 }
 
+/// Process-wide libcrypto settings.
+public enum Libcrypto {
+    /// Tells libcrypto not to load its human-readable error strings (~0.6 MB of resident memory). sensgate never
+    /// prints them: an upstream TLS failure is reported with libcurl's own text (`curl_easy_strerror`). It must run
+    /// before anything else initializes OpenSSL — libcurl's global init does — and later calls change nothing.
+    /// - Returns: Whether libcrypto accepted the setting.
+    @discardableResult
+    public static func skipErrorStrings() -> Bool {
+        OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS), nil) == 1
+    }
+}
+
 /// HMAC-SHA256 with the key's two padded blocks hashed once, up front.
 ///
 /// OpenSSL 3's one-shot `HMAC()` looks the MAC and the digest up by name on every call, which cost more than the
