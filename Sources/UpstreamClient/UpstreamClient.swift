@@ -160,11 +160,9 @@ public final class UpstreamClient: Service, Sendable {
     public func execute(_ request: UpstreamRequest, completion: @escaping @Sendable (Result<UpstreamResponse, UpstreamError>) -> Void) -> UpstreamCall {
         guard request.target.utf8.first == UInt8(ascii: "/") else {
             completion(.failure(UpstreamError(.invalidRequest, "request-target must be an absolute path")))
-            return UpstreamCall(cancel: {})
+            return UpstreamCall(loop: self.loop, transfer: nil)
         }
-        let loop = self.loop
-        let transfer = loop.execute(request, completion: completion)
-        return UpstreamCall(cancel: { loop.cancel(transfer) })
+        return UpstreamCall(loop: self.loop, transfer: self.loop.execute(request, completion: completion))
     }
 
     /// Whether the client still takes new requests (false once shutdown has begun).
@@ -184,15 +182,13 @@ public final class UpstreamClient: Service, Sendable {
 
 /// A call in flight, started by ``UpstreamClient/execute(_:completion:)``.
 public struct UpstreamCall: Sendable {
-    private let stop: @Sendable () -> Void
-
-    init(cancel: @escaping @Sendable () -> Void) {
-        self.stop = cancel
-    }
+    let loop: CurlLoop
+    /// `nil` when the call was refused before it started.
+    let transfer: Transfer?
 
     /// Stops the call; its completion runs with ``UpstreamError/Kind/cancelled`` unless it already ran.
     public func cancel() {
-        self.stop()
+        if let transfer = self.transfer { self.loop.cancel(transfer) }
     }
 }
 

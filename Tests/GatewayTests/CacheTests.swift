@@ -74,17 +74,17 @@ struct CacheTests {
         let result = try #require(try Normalizer().normalize(
             channel: .sms, serviceId: "s", body: Array(#"{"messages":[{"messageId":"a","status":"COMPLETED","statusCode":"0"}]}"#.utf8)).first)
         func key(_ id: String) -> ResultCache.Key { ResultCache.Key(channel: .sms, serviceId: "s", messageId: id) }
-        cache.put(key("a"), result: result, raw: [], json: [1])
-        cache.put(key("b"), result: result, raw: [], json: [2])
+        cache.put(key("a"), .init(result: result, raw: [], json: [1]))
+        cache.put(key("b"), .init(result: result, raw: [], json: [2]))
         #expect(cache.get(key("a"))?.json == [1])  // a is now the most recent
-        cache.put(key("c"), result: result, raw: [], json: [3])
+        cache.put(key("c"), .init(result: result, raw: [], json: [3]))
         #expect(cache.get(key("b")) == nil)
         #expect(cache.get(key("a"))?.json == [1])
         #expect(cache.get(key("c"))?.json == [3])
         #expect(cache.count == 2)
         #expect(cache.get(key("c"), now: .now + .seconds(61)) == nil)
         let off = ResultCache(capacity: 10, ttl: .zero)
-        off.put(key("a"), result: result, raw: [], json: [1])
+        off.put(key("a"), .init(result: result, raw: [], json: [1]))
         #expect(off.get(key("a")) == nil)
     }
 }
@@ -117,7 +117,7 @@ struct ResultLookupTests {
                 body: Array(#"{"statusCode":"200","statusName":"success","messages":[{"messageId":"m-1","requestId":"r-1","status":"COMPLETED","statusCode":"0","statusName":"success"}]}"#.utf8)
             ).first)
         for serviceId in ["ncp:sms:kr:1:billing", "ncp:sms:kr:2:other"] {
-            gateway.results.cache.put(.init(channel: .sms, serviceId: serviceId, messageId: "m-1"), result: result, raw: [UInt8]("{}".utf8), json: [UInt8]("{}".utf8))
+            gateway.results.cache.put(.init(channel: .sms, serviceId: serviceId, messageId: "m-1"), .init(result: result, raw: [UInt8]("{}".utf8), json: [UInt8]("{}".utf8)))
         }
         return DirectResultLookup(lookup: gateway.results, callers: gateway.callers)
     }

@@ -159,14 +159,18 @@ public enum ConfigurationLoader {
         try String(contentsOfFile: path, encoding: .utf8)
     }
 
+    /// A file's text, or an error that names the file (never its content).
+    static func text(of path: String, named what: String, readFile: (String) throws -> String) throws(ConfigurationError) -> String {
+        do {
+            return try readFile(path)
+        } catch {
+            throw ConfigurationError("cannot read \(what) \(path)")
+        }
+    }
+
     /// Reads the secret key file: its text without surrounding white space, which must not be empty.
     public static func readSecretKey(path: String, readFile: (String) throws -> String = readTextFile) throws(ConfigurationError) -> SecretKey {
-        let text: String
-        do {
-            text = try readFile(path)
-        } catch {
-            throw ConfigurationError("cannot read the secret key file \(path)")
-        }
+        let text = try Self.text(of: path, named: "the secret key file", readFile: readFile)
         let trimmed = String(text.trimmingASCIIWhitespace)
         guard !trimmed.isEmpty else { throw ConfigurationError("the secret key file \(path) is empty") }
         return SecretKey(trimmed)
@@ -175,12 +179,7 @@ public enum ConfigurationLoader {
     /// Checks at start-up that the upstream CA file can be read and holds a PEM certificate, so a wrong path fails
     /// here rather than as TLS errors on every call.
     static func checkCertificateFile(path: String, readFile: (String) throws -> String) throws(ConfigurationError) {
-        let text: String
-        do {
-            text = try readFile(path)
-        } catch {
-            throw ConfigurationError("cannot read upstream-ca-file \(path)")
-        }
+        let text = try Self.text(of: path, named: "upstream-ca-file", readFile: readFile)
         guard text.contains("-----BEGIN CERTIFICATE-----") else {
             throw ConfigurationError("upstream-ca-file \(path) holds no PEM certificate")
         }
@@ -188,22 +187,12 @@ public enum ConfigurationLoader {
 
     /// Reads and checks the caller tokens file.
     static func readCallerTokens(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> CallerTokens {
-        let text: String
-        do {
-            text = try readFile(path)
-        } catch {
-            throw ConfigurationError("cannot read the caller tokens file \(path)")
-        }
+        let text = try Self.text(of: path, named: "the caller tokens file", readFile: readFile)
         return try CallerTokens(yaml: text, source: path)
     }
 
     static func loadYAML(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> [String: String] {
-        let text: String
-        do {
-            text = try readFile(path)
-        } catch {
-            throw ConfigurationError("cannot read the config file \(path)")
-        }
+        let text = try Self.text(of: path, named: "the config file", readFile: readFile)
         let parsed: YAMLSubset.Node
         do {
             parsed = try YAMLSubset.parse(text)

@@ -25,7 +25,7 @@ struct AccessLogMiddleware: RouterMiddleware {
     }
 }
 
-/// The end of every request, whoever answered it (the router, or ``CachedResultHandler`` for cache hits): its
+/// The end of every request, whoever answered it (the router, or ``DirectResponseHandler`` for the hot routes): its
 /// metrics and its access-log line.
 struct AccessLog: Sendable {
     let logger: Logger

@@ -34,6 +34,12 @@ struct DeliveryLookup: Sendable {
             case .request(let id): "\(self.channel.apiPrefix)/services/\(self.serviceId)/messages?requestId=\(id)"
             }
         }
+
+        /// Where a single message's result is cached; `nil` for a whole request's, which is never cached.
+        var cacheKey: ResultCache.Key? {
+            guard case .message(let id) = self.key else { return nil }
+            return ResultCache.Key(channel: self.channel, serviceId: self.serviceId, messageId: id)
+        }
     }
 
     // MARK: Routes
@@ -165,14 +171,28 @@ struct DeliveryLookup: Sendable {
         _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
         completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
     ) {
-        guard case .message(let messageId) = lookup.key else {
-            completion(.failure(GatewayError(.internalError, "not a message lookup")))
-            return
-        }
-        let key = ResultCache.Key(channel: lookup.channel, serviceId: lookup.serviceId, messageId: messageId)
-        if let hit = self.cache.get(key) {
-            self.metrics.recordCache(outcome: "hit")
+        if let hit = self.cached(lookup) {
             completion(.success(hit))
+        } else {
+            self.fetchMessage(lookup, requestID: requestID, record: record, hop: hop, completion: completion)
+        }
+    }
+
+    /// A single message's result from the cache (counted as a hit), or `nil`.
+    func cached(_ lookup: Lookup) -> ResultCache.Entry? {
+        guard let key = lookup.cacheKey, let hit = self.cache.get(key) else { return nil }
+        self.metrics.recordCache(outcome: "hit")
+        return hit
+    }
+
+    /// A single message's result once the cache has missed: from a lookup already in flight for the same message, or
+    /// from SENS (then cached if final). `completion` runs as for ``message(_:requestID:record:hop:completion:)``.
+    func fetchMessage(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
+        completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
+    ) {
+        guard let key = lookup.cacheKey else {
+            completion(.failure(GatewayError(.internalError, "not a message lookup")))
             return
         }
         self.coalescer.run(key) { outcome, shared in
@@ -187,7 +207,7 @@ struct DeliveryLookup: Sendable {
                     var json = JSONWriter(capacity: 1024)
                     result.write(into: &json)
                     let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
-                    self.cache.put(key, result: result, raw: entry.raw, json: entry.json)
+                    self.cache.put(key, entry)
                     return .success(entry)
                 })
             }
@@ -208,7 +228,8 @@ struct DeliveryLookup: Sendable {
         completion: @escaping @Sendable (Result<([DeliveryResult], [UInt8]), GatewayError>) -> Void
     ) {
         let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
-        self.upstream.send(request, route: "/v1/results", record: record, cancellation: UpstreamCancellation()) { sent in
+        // Not cancellable: callers of other connections may share this lookup.
+        self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { sent in
             hop { completion(sent.flatMap { self.normalize($0, lookup: lookup) }) }
         }
     }

@@ -10,7 +10,7 @@ struct DirectResultLookup: Sendable {
     enum Answer {
         /// From the cache, now: the unified JSON (with `raw` when asked).
         case cached([UInt8])
-        /// From SENS (or a lookup of the same message already in flight).
+        /// From SENS (or a lookup of the same message already in flight); the cache has just missed.
         case upstream(DeliveryLookup.Lookup, includeRaw: Bool)
     }
 
@@ -27,12 +27,11 @@ struct DirectResultLookup: Sendable {
             let serviceId = try? self.lookup.serviceId(given: parsed.serviceId, channel: channel),
             let record = RequestRecord(direct: head, route: "/v1/results", callers: self.callers)
         else { return nil }
-        if let entry = self.lookup.cache.get(ResultCache.Key(channel: channel, serviceId: serviceId, messageId: parsed.messageId)) {
-            self.lookup.metrics.recordCache(outcome: "hit")
+        let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(parsed.messageId), serviceId: serviceId)
+        if let entry = self.lookup.cached(lookup) {
             self.lookup.count(entry.result, record: record)
             return (.cached(entry.body(includeRaw: parsed.includeRaw)), record)
         }
-        let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(parsed.messageId), serviceId: serviceId)
         return (.upstream(lookup, includeRaw: parsed.includeRaw), record)
     }
 

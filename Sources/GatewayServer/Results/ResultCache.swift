@@ -50,9 +50,8 @@ final class ResultCache: Sendable {
     }
 
     /// Keeps a result if it is final (anything but `pending`).
-    func put(_ key: Key, result: DeliveryResult, raw: [UInt8], json: [UInt8], now: ContinuousClock.Instant = .now) {
-        guard self.isEnabled, result.resultClass != .pending else { return }
-        let entry = Entry(result: result, raw: raw, json: json)
+    func put(_ key: Key, _ entry: Entry, now: ContinuousClock.Instant = .now) {
+        guard self.isEnabled, entry.result.resultClass != .pending else { return }
         self.shard(for: key).lru.withLock { $0.put(key, entry, expires: now + self.ttl) }
     }
 

@@ -195,7 +195,7 @@ final class DirectResponseHandler: ChannelDuplexHandler, RemovableChannelHandler
         let results = self.results.lookup
         let record = exchange.record
         self.wait(context: context, exchange) { loop, reply in
-            results.message(lookup, requestID: record.requestID, record: record, hop: { work in loop.execute(work) }) { outcome in
+            results.fetchMessage(lookup, requestID: record.requestID, record: record, hop: { work in loop.execute(work) }) { outcome in
                 // Written here: on this event loop, or on another one when a lookup from another connection led.
                 reply(outcome.map { entry in
                     results.count(entry.result, record: record)

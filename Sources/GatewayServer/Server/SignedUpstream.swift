@@ -37,9 +37,10 @@ struct SignedUpstream: Sendable {
     /// Sends a request, retrying what may be retried, without a task: for callers on an event loop.
     ///
     /// `completion` runs exactly once, on whichever thread finished the call (usually the upstream client's), so it
-    /// must only hand the result on. Retries wait in a task of their own; they are rare.
+    /// must only hand the result on. Retries wait in a task of their own; they are rare. `cancellation` is `nil` for a
+    /// call no one cancels.
     func send(
-        _ request: UpstreamRequest, route: String, record: RequestRecord, cancellation: UpstreamCancellation,
+        _ request: UpstreamRequest, route: String, record: RequestRecord, cancellation: UpstreamCancellation?,
         completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
     ) {
         let deadline = ContinuousClock.now + (request.timeout ?? self.timeout)
@@ -49,9 +50,9 @@ struct SignedUpstream: Sendable {
     /// One admitted, freshly signed attempt; then the answer, or another attempt.
     private func attempt(
         _ request: UpstreamRequest, retry: Int, deadline: ContinuousClock.Instant, route: String, record: RequestRecord,
-        cancellation: UpstreamCancellation, completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
+        cancellation: UpstreamCancellation?, completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
     ) {
-        if cancellation.isCancelled {
+        if cancellation?.isCancelled == true {
             completion(.failure(GatewayError(.upstreamUnreachable, "the call was cancelled while waiting to retry")))
             return
         }
@@ -94,7 +95,7 @@ struct SignedUpstream: Sendable {
                 default: outcome = .other
                 }
             }
-            guard !cancellation.isCancelled, RetryPolicy.isRetryable(outcome, method: request.method),
+            guard cancellation?.isCancelled != true, RetryPolicy.isRetryable(outcome, method: request.method),
                 let delay = self.policy.delay(beforeRetry: retry + 1, after: outcome, remaining: deadline - .now, random: Double.random(in: 0..<1))
             else {
                 completion(result.mapError { GatewayError(upstream: $0) })
@@ -107,7 +108,7 @@ struct SignedUpstream: Sendable {
                     request, retry: retry + 1, deadline: deadline, route: route, record: record, cancellation: cancellation, completion: completion)
             }
         }
-        cancellation.track(call)
+        cancellation?.track(call)
     }
 }
 
