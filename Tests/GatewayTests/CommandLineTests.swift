@@ -78,13 +78,7 @@ struct CommandLineTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        // Wait until it answers.
-        var up = false
-        for _ in 0..<200 where !up {
-            up = (try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.status == 200
-            if !up { try await Task.sleep(for: .milliseconds(25)) }
-        }
-        try #require(up, "sensgate serve did not start")
+        try await waitUntilServing(port: port)
 
         // Under load: 40 requests in flight, each answered by the mock after two seconds.
         let inFlight = Task {

@@ -100,12 +100,7 @@ struct UpstreamTLSTests {
             process.standardError = FileHandle.nullDevice
             try process.run()
             defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
-            var up = false
-            for _ in 0..<200 where !up {
-                up = (try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.status == 200
-                if !up { try await Task.sleep(for: .milliseconds(25)) }
-            }
-            try #require(up, "sensgate serve did not start")
+            try await waitUntilServing(port: port)
 
             let response = try await RawHTTP.exchange(
                 port: port, "GET /sms/v2/services/s/messages/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -238,6 +238,17 @@ func freePort() async throws -> Int {
     return port
 }
 
+/// Waits until a `sensgate serve` started as a separate process answers `/healthz` (at most about 5 s).
+func waitUntilServing(port: Int) async throws {
+    for _ in 0..<200 {
+        let health = try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1))
+        if health?.status == 200 { return }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    Issue.record("sensgate serve did not start on port \(port)")
+    throw RawHTTP.RawHTTPError.malformed("sensgate serve did not start")
+}
+
 /// The `sensgate` executable built next to the test bundle.
 func sensgateExecutable() throws -> URL {
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
