@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark, loopback only: nginx proxy_pass (upstream keep-alive) vs a release build of sensgate,
-# both in front of the same nginx upstream that serves the seed SMS and Brand Message JSON on the SENS paths (so the
+# both as operators run them (nginx with its buffered access log on, sensgate at its default log level, its JSON
+# access log going to a file), in front of the same nginx upstream that serves the seed SMS and Brand Message JSON on the SENS paths (so the
 # upstream is never the bottleneck). wrk drives each in turn with the same connections and duration.
 #   scripts/bench.sh [seconds] [connections]      default 10 s, 64 connections
 # Prints requests/s, p50/p99, CPU per request, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx;
+# extra rows run both with access logs off, for what the logs cost;
 # and, for scale, what libcurl alone costs per request (scripts/curl-floor.c: a C client with one multi handle).
 # Also, as production reaches SENS: both proxies again in front of the upstream over TLS (certificates verified;
 # nginx proxies HTTP/1.1 over TLS, sensgate speaks HTTP/2 where ALPN offers it), with a throwaway CA made here.
@@ -28,6 +30,7 @@ work=$(mktemp -d /tmp/sensgate-bench.XXXX)
 chmod 755 "$work"  # nginx's workers run as an unprivileged user
 base=$((30000 + RANDOM % 10000))
 up=$base; proxy=$((base + 1)); gw=$((base + 2)); uptls=$((base + 4)); proxytls=$((base + 5)); gwtls=$((base + 6))
+proxyquiet=$((base + 7)); gwquiet=$((base + 8))
 sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
 sms_msg="f574d3f0-****-****-****-daa31f50eaf5"; bm_msg="bc87c708-****-****-****-57b56c506309"
 python3 - "$work" <<'PY'
@@ -64,7 +67,8 @@ pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    # As operators run it: the combined access log, buffered.
+    access_log $work/nginx-access.log combined buffer=64k flush=1s;
     keepalive_requests 1000000;
     upstream sens { server 127.0.0.1:$up; keepalive 128; }
     upstream sens_tls { server 127.0.0.1:$uptls; keepalive 128; }
@@ -75,12 +79,23 @@ http {
         ssl_certificate $work/tls.pem;
         ssl_certificate_key $work/tls.key;
         root $work;
+        access_log off;
         # Every path under a prefix answers with that channel's seed JSON.
         location /sms/v2/ { default_type application/json; try_files /sms.json =404; }
         location /brandmessage/v2/ { default_type application/json; try_files /bm.json =404; }
     }
     server {
         listen 127.0.0.1:$proxy;
+        location / {
+            proxy_pass http://sens;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        # The same proxy with its access log off (extra rows).
+        listen 127.0.0.1:$proxyquiet;
+        access_log off;
         location / {
             proxy_pass http://sens;
             proxy_http_version 1.1;
@@ -104,20 +119,25 @@ http {
 NGINX
 "$NGINX" -c "$work/nginx.conf" -e "$work/error.log"
 export NCP_ACCESS_KEY=BENCHACCESSKEY NCP_SECRET_KEY=bench-secret
-SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$up" \
-  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>"$work/sensgate.err" &
+# As shipped: the default log level (info), one JSON access-log line per request, written to a file.
+"$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$up" \
+  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >"$work/sensgate-access.log" 2>"$work/sensgate.err" &
 gw_pid=$!
 # A second gateway with the result cache off: every /v1 lookup is a signed upstream call plus normalization.
 nocache=$((base + 3))
-SENSGATE_LOG_LEVEL=warning SENSGATE_CACHE_TTL=0 "$bin" serve --listen "127.0.0.1:$nocache" --upstream "http://127.0.0.1:$up" \
-  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
+SENSGATE_CACHE_TTL=0 "$bin" serve --listen "127.0.0.1:$nocache" --upstream "http://127.0.0.1:$up" \
+  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >"$work/sensgate-nocache.log" 2>>"$work/sensgate.err" &
 nocache_pid=$!
-SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gwtls" --upstream "https://127.0.0.1:$uptls" \
-  --upstream-ca-file "$work/ca.pem" --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
+"$bin" serve --listen "127.0.0.1:$gwtls" --upstream "https://127.0.0.1:$uptls" \
+  --upstream-ca-file "$work/ca.pem" --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >"$work/sensgate-tls.log" 2>>"$work/sensgate.err" &
 tls_pid=$!
-cleanup() { kill "$gw_pid" "$nocache_pid" "$tls_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
+# Extra rows: the access log off (level warning), against nginx with its access log off.
+SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gwquiet" --upstream "http://127.0.0.1:$up" \
+  --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
+quiet_pid=$!
+cleanup() { kill "$gw_pid" "$nocache_pid" "$tls_pid" "$quiet_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
 trap cleanup EXIT
-for port in "$gw" "$nocache" "$gwtls"; do
+for port in "$gw" "$nocache" "$gwtls" "$gwquiet"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
@@ -127,7 +147,8 @@ idle=$(rss)
 sms_path="/sms/v2/services/$sms_id/messages/$sms_msg"
 for url in "http://127.0.0.1:$up$sms_path" "http://127.0.0.1:$proxy$sms_path" "http://127.0.0.1:$gw$sms_path" \
            "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" \
-           "http://127.0.0.1:$proxytls$sms_path" "http://127.0.0.1:$gwtls$sms_path"; do
+           "http://127.0.0.1:$proxytls$sms_path" "http://127.0.0.1:$gwtls$sms_path" \
+           "http://127.0.0.1:$proxyquiet$sms_path" "http://127.0.0.1:$gwquiet$sms_path"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url"); [ "$code" = 200 ] || { echo "bench: $url answered $code"; exit 1; }
 done
 
@@ -157,6 +178,9 @@ run "sensgate /v1 sms" "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms "$gw
 run "sensgate /v1 brandmessage" "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm "$gw_pid"
 run "sensgate /v1 sms, cache off" "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache "$nocache_pid"
 after=$(rss)
+run "nginx proxy_pass, log off" "http://127.0.0.1:$proxyquiet$sms_path" nginxquiet $nginx_workers
+run "sensgate passthrough, log off" "http://127.0.0.1:$gwquiet$sms_path" passquiet "$quiet_pid"
+run "sensgate /v1 sms, log off" "http://127.0.0.1:$gwquiet/v1/results/sms/$sms_msg" v1quiet "$quiet_pid"
 run "nginx proxy_pass, TLS upstream" "http://127.0.0.1:$proxytls$sms_path" nginxtls $nginx_workers
 run "sensgate passthrough, TLS upstream" "http://127.0.0.1:$gwtls$sms_path" passtls "$tls_pid"
 # For scale: libcurl alone, as a C client with one multi handle and as many requests in flight as wrk keeps.
@@ -167,16 +191,18 @@ if command -v cc >/dev/null && cc -O2 scripts/curl-floor.c -o "$work/curl-floor"
 fi
 echo
 echo "sensgate RSS: idle ${idle} kB, after load ${after} kB"
+echo "access-log lines written: sensgate $(wc -l < "$work/sensgate-access.log"), nginx $(cat "$work/nginx-access.log" 2>/dev/null | wc -l) (headline rows: logs on, both sides)"
 # The proxy rows' nginx CPU includes the upstream's work; the direct row is that work alone.
 awk -v p="$cpu_nginx" -v d="$cpu_direct" -v s="$cpu_pass" -v f="${floor#* }" 'BEGIN {
   printf "CPU per passthrough request: nginx proxy role %.1f µs (proxy row − direct row), sensgate %.1f µs", p - d, s
   if (f != "") printf ", libcurl alone %.1f µs", f
   printf "\n" }'
 awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" \
-    -v pt="$rps_passtls" -v nt="$rps_nginxtls" 'BEGIN {
+    -v pt="$rps_passtls" -v nt="$rps_nginxtls" -v nq="$rps_nginxquiet" -v pq="$rps_passquiet" -v vq="$rps_v1quiet" 'BEGIN {
   printf "ratio passthrough / nginx:             %.2f\n", p / n
   printf "ratio /v1 sms / nginx:                %.2f\n", s / n
   printf "ratio /v1 brandmessage / nginx:       %.2f\n", b / n
   printf "ratio /v1 sms, cache off / nginx:     %.2f\n", c / n
-  printf "ratio passthrough / nginx, TLS upstream: %.2f\n", pt / nt }'
+  printf "ratio passthrough / nginx, TLS upstream: %.2f\n", pt / nt
+  printf "logs off both sides: passthrough %.2f, /v1 sms %.2f\n", pq / nq, vq / nq }'
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
