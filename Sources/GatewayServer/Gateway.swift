@@ -157,8 +157,9 @@ public struct Gateway: Sendable {
             responder: self.buildRouter().buildResponder(),
             server: .gatewayHTTP1(
                 idleTimeout: .seconds(75),
-                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
-                direct: self.directResponses()),
+                limits: ConnectionLimits(
+                    clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections,
+                    maxBodyBytes: self.configuration.maxBodyBytes)),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,
@@ -168,15 +169,6 @@ public struct Gateway: Sendable {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: self.logger
         )
-    }
-
-    /// The routes connections answer before the router, built from the same parts the router uses.
-    func directResponses() -> DirectResponses {
-        let log = AccessLog(logger: self.logger, metrics: self.metrics)
-        return DirectResponses(
-            results: DirectResultLookup(lookup: self.results, callers: self.callers),
-            passthrough: DirectPassthrough(upstream: self.signed, callers: self.callers, maxBodyBytes: self.configuration.maxBodyBytes),
-            log: log)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {

@@ -25,8 +25,7 @@ struct AccessLogMiddleware: RouterMiddleware {
     }
 }
 
-/// The end of every request, whoever answered it (the router, or ``DirectResponseHandler`` for the hot routes): its
-/// metrics and its access-log line.
+/// The end of every request: its metrics and its access-log line.
 struct AccessLog: Sendable {
     let logger: Logger
     let metrics: GatewayMetrics

@@ -17,8 +17,7 @@ struct CallerAuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// The caller a request comes from, when caller tokens are configured; for the router and for
-    /// ``DirectResponseHandler`` alike.
+    /// The caller a request comes from, when caller tokens are configured.
     /// - Returns: The caller, or `nil` when no tokens are configured or the route is open.
     /// - Throws: ``GatewayError`` `unauthorized` for a missing or unknown token, or a channel or path the caller may
     ///   not use.

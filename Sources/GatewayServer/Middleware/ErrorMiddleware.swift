@@ -40,8 +40,7 @@ struct ErrorMiddleware: RouterMiddleware {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    /// The error envelope as status, headers and body, noted in the request's record; for the router and for
-    /// ``DirectResponseHandler`` alike.
+    /// The error envelope as status, headers and body, noted in the request's record.
     static func answer(for error: GatewayError, record: RequestRecord) -> (HTTPResponse.Status, HTTPFields, [UInt8]) {
         record.errorCode = error.code.rawValue
         record.resultClass = error.code.errorClass

@@ -6,8 +6,8 @@ struct RequestTargetMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let target = request.head.path ?? ""
-        if target == ConnectionGuardHandler.marker {
-            throw GatewayError(.invalidRequest, RequestTarget.Rejection.notOriginForm.rawValue)
+        if let rejection = ExchangeGuardHandler.rejection(marked: target) {
+            throw GatewayError(.invalidRequest, rejection.rawValue)
         }
         if let rejection = RequestTarget.validate(target) {
             throw GatewayError(.invalidRequest, rejection.rawValue)

@@ -11,7 +11,7 @@ struct Passthrough: Sendable {
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: self.maxBodyBytes)
+        let body = try await request.wholeBody(upTo: self.maxBodyBytes)
         context.record.bytesIn = body.readableBytes
         let sent = try await self.upstream.send(
             Self.upstreamRequest(request.head, body: body, requestID: context.requestID), route: context.record.route, record: context.record)

@@ -18,6 +18,7 @@ public enum RequestTarget {
         case badEscape = "request-target contains an invalid or forbidden percent-escape"
         case dotSegment = "request-target contains a dot segment"
         case emptySegment = "request-target contains an empty path segment"
+        case host = "an HTTP/1.1 request needs exactly one Host header"
     }
 
     /// Validates a raw request-target.

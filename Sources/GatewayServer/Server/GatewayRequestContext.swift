@@ -4,9 +4,9 @@ import NIOCore
 
 /// What one request did, filled in by the handlers and read by the access log and metrics.
 ///
-/// Invariant (hence `@unchecked Sendable`): one request's steps run one after another — in its task through the
-/// router; on the direct path, on its event loop, then in the upstream call's completion, then on the event loop
-/// again, each handing over to the next — so the record is never touched by two threads at once.
+/// Invariant (hence `@unchecked Sendable`): one request's steps run one after another in its task (an upstream call's
+/// completion resumes that task before the record is touched again), so the record is never touched by two threads at
+/// once.
 public final class RequestRecord: @unchecked Sendable {
     /// The caller's or a generated request id.
     public var requestID = ""

@@ -146,15 +146,23 @@ enum RawHTTP {
 
     /// Sends exact bytes (several pipelined requests, say) and reads `count` responses in the order they arrive;
     /// with `untilClosed`, also waits for the server to close the connection (a timeout if it does not).
-    static func exchangeMany(port: Int, _ request: String, count: Int, untilClosed: Bool = false, timeout: Duration = .seconds(10)) async throws -> [TestResponse] {
+    /// With `halfClose`, shuts the sending side once the bytes are written, as a client that has nothing more to say.
+    static func exchangeMany(
+        port: Int, _ request: String, count: Int, untilClosed: Bool = false, halfClose: Bool = false, timeout: Duration = .seconds(10)
+    ) async throws -> [TestResponse] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                }
             }
         let received = try await withThrowingTaskGroup(of: [TestResponse]?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
                     try await outbound.write(ByteBuffer(string: request))
+                    if halfClose { outbound.finish() }
                     var bytes: [UInt8] = []
                     var responses: [TestResponse] = []
                     for try await chunk in inbound {
@@ -265,6 +273,13 @@ func sensgateExecutable() throws -> URL {
 }
 
 extension RawHTTP {
+    /// Sends `bytes` and closes the connection at once, without reading: a client that vanishes.
+    static func sendAndClose(port: Int, _ bytes: String) async throws {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: bytes))
+        try await channel.close()
+    }
+
     /// Sends `bytes` and waits for the server to close the connection.
     /// - Returns: How long the server took to close it, or `nil` if it was still open after `limit`.
     static func timeUntilClosed(port: Int, sending bytes: String, limit: Duration) async throws -> Duration? {

@@ -1,0 +1,57 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// Limits on client connections.
+struct ConnectionLimits: Sendable {
+    /// Time a client has to send a request's head (from connecting, for the first request) and, separately, its body.
+    var clientTimeout: Duration
+    /// Client connections open at once; more are closed on accept.
+    var maxConnections: Int
+    /// The largest request body: an `Expect: 100-continue` request announcing more gets its `413` without a `100`.
+    var maxBodyBytes: Int
+}
+
+/// Client connections open now, shared by every connection of one server.
+final class ConnectionCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Hummingbird's HTTP/1 channel, every route served by its router, with one handler in front that owns what
+/// Hummingbird's connection loop leaves open in HTTP/1.1 (``ExchangeGuardHandler``): `Host`, `100-continue`,
+/// HTTP/1.0 and `Connection: close`, tunnels, non-origin-form targets, slow clients and the connection cap.
+///
+/// The handler sits before NIO's conversion to HTTP types, which would turn an absolute-form target
+/// (`GET http://host/path`) into a plain path and hide the request's HTTP version.
+struct GatewayHTTPChannel: ServerChildChannel {
+    let inner: HTTP1Channel
+    let limits: ConnectionLimits
+    let open: ConnectionCounter
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
+        self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let pipeline = channel.pipeline.syncOperations
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(ExchangeGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
+            return value
+        }
+    }
+
+    func handle(value: HTTP1Channel.Value, logger: Logger) async {
+        await self.inner.handle(value: value, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 with sensgate's exchange guard in front.
+    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits) -> HTTPServerBuilder {
+        let open = ConnectionCounter()
+        return HTTPServerBuilder { responder in
+            GatewayHTTPChannel(
+                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open)
+        }
+    }
+}

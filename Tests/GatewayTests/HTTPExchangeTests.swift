@@ -1,0 +1,290 @@
+import Foundation
+@testable import GatewayServer
+import NIOCore
+import NIOPosix
+import SENSMock
+import Synchronization
+import Testing
+
+/// HTTP/1.1 as a client expects it (PRODUCT.md §4.6), over raw sockets: pipelining, a rejected request after one SENS
+/// received, half-close, a client that vanishes mid-body, `Expect: 100-continue`, HTTP/1.0, `Host`, tunnels.
+@Suite("HTTP/1.1 exchanges")
+struct HTTPExchangeTests {
+    static let sms = Fixtures.smsServiceID
+    static let seedTarget = "/sms/v2/services/\(Fixtures.smsServiceID)/messages/\(Fixtures.smsSeedMessageID)"
+    static let sendTarget = "/sms/v2/services/\(Fixtures.smsServiceID)/messages"
+    static let sendBody = #"{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"01012345678"}]}"#
+
+    static func send(id: String, body: String = sendBody) -> String {
+        "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nX-Request-Id: \(id)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    @Test("100 pipelined requests, sends and lookups, written at once are all answered, in order")
+    func pipelinedHundred() async throws {
+        try await TestGateway.run { gw in
+            var bytes = ""
+            for index in 0..<100 {
+                bytes += index % 2 == 0
+                    ? Self.send(id: "pipe-\(index)")
+                    : "GET \(Self.seedTarget) HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-\(index)\r\n\r\n"
+            }
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, bytes, count: 100, timeout: .seconds(60))
+            #expect(responses.count == 100)
+            #expect(responses.map { $0.header("x-request-id") ?? "" } == (0..<100).map { "pipe-\($0)" })
+            #expect(responses.enumerated().allSatisfy { index, response in response.status == (index % 2 == 0 ? 202 : 200) })
+            #expect(gw.mock.receivedRequests.count == 100)
+        }
+    }
+
+    @Test(
+        "a request the parser rejects is answered only after the send before it",
+        arguments: [
+            "GARBAGE\r\n\r\n",
+            "POST /sms/v2/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 1_048_576))\r\n\r\n",
+            "X",  // the byte after a body one byte longer than its Content-Length
+        ])
+    func rejectedAfterSend(_ rejected: String) async throws {
+        try await TestGateway.run { gw in
+            let responses = try await RawHTTP.exchangeMany(
+                port: gw.port, Self.send(id: "first-send") + rejected, count: 2, untilClosed: true, timeout: .seconds(20))
+            #expect(responses.count == 2)
+            #expect(responses.first?.status == 202)
+            #expect(responses.first?.header("x-request-id") == "first-send")
+            #expect(responses.first?.text.contains("requestId") == true)
+            #expect(responses.last?.status == 400)
+            #expect(gw.mock.receivedRequests.count == 1)
+        }
+    }
+
+    @Test("a client that half-closes after its requests still gets every answer")
+    func halfClose() async throws {
+        try await TestGateway.run { gw in
+            let bytes = Self.send(id: "half-1") + "GET \(Self.seedTarget) HTTP/1.1\r\nHost: x\r\nX-Request-Id: half-2\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, bytes, count: 2, halfClose: true, timeout: .seconds(20))
+            #expect(responses.map(\.status) == [202, 200])
+            #expect(responses.map { $0.header("x-request-id") } == ["half-1", "half-2"])
+            let logged = gw.logs.all.filter { $0.contains(#""msg":"request""#) && $0.contains("half-") }
+            #expect(logged.count == 2)
+        }
+    }
+
+    @Test("a client that vanishes mid-body sends nothing upstream, leaves no count behind and is logged")
+    func vanishedMidBody() async throws {
+        try await TestGateway.run { gw in
+            let head = "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nX-Request-Id: vanished-client\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+            try await RawHTTP.sendAndClose(port: gw.port, head + String(Self.sendBody.prefix(20)))
+            try await waitFor { gw.logs.all.contains { $0.contains("vanished-client") && $0.contains(#""msg":"request""#) } }
+            let line = try #require(gw.logs.all.first { $0.contains("vanished-client") && $0.contains(#""msg":"request""#) })
+            #expect(line.contains(#""status":400"#))
+            #expect(line.contains(#""error":"invalid_request""#))
+            let metrics = try await gw.send("GET", "/metrics").text
+            // The scrape itself is the one request in flight.
+            #expect(metrics.contains("sensgate_http_requests_in_flight 1"))
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("a caller that goes away while SENS is slow leaves nothing behind")
+    func callerGoneWhileSENSIsSlow() async throws {
+        try await TestGateway.run { gw in
+            let slow = "GET /sms/v2/services/\(Self.sms)/messages/fault-delay-600 HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-caller\r\n\r\n"
+            await #expect(throws: RawHTTP.RawHTTPError.self) { try await RawHTTP.exchange(port: gw.port, slow, timeout: .milliseconds(200)) }
+            try await waitFor { gw.logs.all.contains { $0.contains("gone-caller") && $0.contains(#""msg":"request""#) } }
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(metrics.contains("sensgate_http_requests_in_flight 1"))
+            #expect(try await gw.send("GET", Self.seedTarget).status == 200)
+        }
+    }
+
+    @Test("Expect: 100-continue gets 100 Continue, then the answer")
+    func expectContinue() async throws {
+        try await TestGateway.run { gw in
+            let connection = try await RawConnection(port: gw.port)
+            let body = Self.sendBody
+            try await connection.write(
+                "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+            let interim = try await connection.readHead()
+            #expect(interim.hasPrefix("HTTP/1.1 100"))
+            #expect(gw.mock.receivedRequests.isEmpty)
+            try await connection.write(body)
+            let final = try await connection.readResponse()
+            #expect(final.status == 202)
+            // The connection stays usable.
+            try await connection.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await connection.readResponse().status == 200)
+            try await connection.close()
+        }
+    }
+
+    @Test("Expect: 100-continue with a body over the limit gets 413 at once, and the connection ends")
+    func expectContinueTooLarge() async throws {
+        try await TestGateway.run(configure: { $0.maxBodyBytes = 1000 }) { gw in
+            let request = "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, request, count: 1, untilClosed: true, timeout: .seconds(10))
+            #expect(responses.map(\.status) == [413])
+            #expect(responses.first?.header("connection") == "close")
+            #expect(try responses.first?.error().code == "payload_too_large")
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("Expect: 100-continue behind a slow earlier request waits for its answer")
+    func expectContinuePipelined() async throws {
+        try await TestGateway.run { gw in
+            let connection = try await RawConnection(port: gw.port)
+            try await connection.write(
+                "GET /sms/v2/services/\(Self.sms)/messages/fault-delay-300 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: \(Self.sendBody.utf8.count)\r\n\r\n")
+            let first = try await connection.readResponse()
+            #expect(first.status == 404)
+            #expect(try await connection.readHead().hasPrefix("HTTP/1.1 100"))
+            try await connection.write(Self.sendBody)
+            #expect(try await connection.readResponse().status == 202)
+            try await connection.close()
+        }
+    }
+
+    @Test("HTTP/1.0 without keep-alive is answered and closed; with keep-alive it stays open")
+    func http10() async throws {
+        try await TestGateway.run { gw in
+            let start = ContinuousClock.now
+            let responses = try await RawHTTP.exchangeMany(
+                port: gw.port, "GET /healthz HTTP/1.0\r\n\r\n", count: 1, untilClosed: true, timeout: .seconds(5))
+            #expect(responses.map(\.status) == [200])
+            #expect(ContinuousClock.now - start < .seconds(5))
+            let kept = try await RawHTTP.exchangeMany(
+                port: gw.port, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n", count: 2,
+                untilClosed: true, timeout: .seconds(5))
+            #expect(kept.map(\.status) == [200, 200])
+        }
+    }
+
+    @Test("Connection: close is answered, then the connection closes")
+    func connectionClose() async throws {
+        try await TestGateway.run { gw in
+            let responses = try await RawHTTP.exchangeMany(
+                port: gw.port, "GET \(Self.seedTarget) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                count: 1, untilClosed: true, timeout: .seconds(5))
+            #expect(responses.map(\.status) == [200])
+            #expect(responses.first?.header("connection") == "close")
+        }
+    }
+
+    @Test(
+        "HTTP/1.1 without exactly one Host is 400",
+        arguments: ["GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"])
+    func missingHost(_ request: String) async throws {
+        try await TestGateway.run { gw in
+            let response = try await RawHTTP.exchange(port: gw.port, request)
+            #expect(response.status == 400)
+            #expect(try response.error().code == "invalid_request")
+        }
+    }
+
+    @Test("an upgrade gets a framed 400 and the connection ends")
+    func upgrade() async throws {
+        try await TestGateway.run { gw in
+            let request = "GET \(Self.seedTarget) HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, request, count: 1, untilClosed: true, timeout: .seconds(5))
+            #expect(responses.count == 1)
+            #expect(responses.first?.header("content-length") != nil)
+            #expect(responses.first?.header("connection") == "close")
+        }
+    }
+
+    @Test("CONNECT gets 400 and the connection ends (the answer is framed by the close: NIO sends no body to CONNECT)")
+    func connect() async throws {
+        try await TestGateway.run { gw in
+            let connection = try await RawConnection(port: gw.port)
+            try await connection.write("CONNECT sens.apigw.ntruss.com:443 HTTP/1.1\r\nHost: sens.apigw.ntruss.com:443\r\n\r\n")
+            let head = try await connection.readHead().lowercased()
+            #expect(head.hasPrefix("http/1.1 400"))
+            #expect(head.contains("connection: close"))
+            try await connection.waitUntilClosed()
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+}
+
+/// Waits until `condition` holds (at most about 10 s): for effects that land after an answer, such as log lines.
+func waitFor(_ condition: () -> Bool) async throws {
+    for _ in 0..<1000 {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("condition not met in time")
+}
+
+/// One client connection driven step by step: write, read an interim head, read a response.
+final class RawConnection: Sendable {
+    private let channel: any Channel
+    /// Bytes received and not yet taken, and whether the server closed the connection.
+    private let received = Received()
+
+    init(port: Int) async throws {
+        let received = self.received
+        self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+    }
+
+    func write(_ text: String) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Reads one head (an interim `1xx`, say), without a body.
+    func readHead() async throws -> String {
+        String(decoding: try await self.take { bytes in RawHTTP.headerEnd(bytes).map { $0 + 4 } }, as: UTF8.self)
+    }
+
+    func readResponse() async throws -> TestResponse {
+        try RawHTTP.parse(try await self.take { RawHTTP.completeLength($0) })
+    }
+
+    func close() async throws {
+        try await self.channel.close()
+    }
+
+    /// Waits until the server has closed the connection.
+    func waitUntilClosed() async throws {
+        try await self.channel.closeFuture.get()
+    }
+
+    /// Waits until `length` finds a complete unit at the front of what was received, and takes it.
+    private func take(_ length: ([UInt8]) -> Int?) async throws -> [UInt8] {
+        for _ in 0..<2000 {
+            let unit = self.received.state.withLock { received -> [UInt8]? in
+                guard let count = length(received.bytes) else { return nil }
+                defer { received.bytes.removeFirst(count) }
+                return Array(received.bytes[..<count])
+            }
+            if let unit { return unit }
+            if self.received.state.withLock({ $0.closed }) { throw RawHTTP.RawHTTPError.malformed("closed") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw RawHTTP.RawHTTPError.timedOut
+    }
+
+    private final class Received: Sendable {
+        let state = Mutex<(bytes: [UInt8], closed: Bool)>(([], false))
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: Received
+
+        init(received: Received) { self.received = received }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = self.unwrapInboundIn(data)
+            self.received.state.withLock { $0.bytes += buffer.readableBytesView }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.received.state.withLock { $0.closed = true }
+        }
+    }
+}
