@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 typedef size_t (*sg_data_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
+typedef int (*sg_seek_callback)(void *userdata, curl_off_t offset, int origin);
 
 static inline CURLcode sg_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
@@ -22,6 +23,9 @@ static inline CURLcode sg_easy_setopt_slist(CURL *handle, CURLoption option, str
     return curl_easy_setopt(handle, option, value);
 }
 static inline CURLcode sg_easy_setopt_callback(CURL *handle, CURLoption option, sg_data_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode sg_easy_setopt_seek(CURL *handle, CURLoption option, sg_seek_callback value) {
     return curl_easy_setopt(handle, option, value);
 }
 static inline CURLcode sg_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {

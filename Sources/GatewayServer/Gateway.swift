@@ -53,7 +53,8 @@ public struct Gateway: Sendable {
         self.callers = CallerStore(configuration.callerTokens)
         self.limits = UpstreamGuard(
             rate: configuration.upstreamRate, burst: configuration.upstreamBurst, maxInFlight: configuration.upstreamMaxInFlight,
-            breakerThreshold: configuration.breakerThreshold, breakerCooldown: configuration.breakerCooldown)
+            breakerThreshold: configuration.breakerThreshold, breakerCooldown: configuration.breakerCooldown,
+            probeDeadline: configuration.upstreamTimeout + .seconds(1))
         self.signed = SignedUpstream(
             client: self.upstream, credentials: self.credentials, metrics: self.metrics, policy: configuration.retryPolicy,
             limits: self.limits, timeout: configuration.upstreamTimeout)
@@ -134,15 +135,19 @@ public struct Gateway: Sendable {
 
         let metrics = self.metrics
         let upstream = self.upstream
+        let breaker = self.limits.breaker
         router.get("/healthz") { _, _ in
             Self.json(.ok, #"{"status":"ok"}"#)
         }
         router.get("/readyz") { _, _ in
-            upstream.isAccepting
-                ? Self.json(.ok, #"{"status":"ready"}"#)
-                : Self.json(.serviceUnavailable, #"{"status":"shutting down"}"#)
+            guard upstream.isAccepting else { return Self.json(.serviceUnavailable, #"{"status":"shutting down"}"#) }
+            switch breaker.phase {
+            case .closed: return Self.json(.ok, #"{"status":"ready"}"#)
+            case .open, .probing: return Self.json(.serviceUnavailable, #"{"status":"upstream unreachable","circuit":"open"}"#)
+            }
         }
         router.get("/metrics") { _, _ in
+            metrics.recordCircuitState(breaker.phase.gaugeValue)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))

@@ -18,6 +18,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case upstreamUnreachable = "upstream_unreachable"
         case upstreamTimeout = "upstream_timeout"
         case upstreamMalformed = "upstream_malformed"
+        case upstreamOutcomeUnknown = "upstream_outcome_unknown"
         case internalError = "internal_error"
 
         /// The HTTP status sensgate answers with.
@@ -29,23 +30,36 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
             case .methodNotAllowed: .methodNotAllowed
             case .payloadTooLarge: .contentTooLarge
             case .rateLimited: .tooManyRequests
-            case .upstreamAuthFailed, .upstreamError, .upstreamUnreachable, .upstreamMalformed: .badGateway
+            case .upstreamAuthFailed, .upstreamError, .upstreamUnreachable, .upstreamMalformed, .upstreamOutcomeUnknown: .badGateway
             case .upstreamThrottled: .serviceUnavailable
             case .upstreamTimeout: .gatewayTimeout
             case .internalError: .internalServerError
             }
         }
 
-        /// `transient` when the same call may succeed later, else `permanent`.
-        public var errorClass: String {
+        /// The class an error of this code has unless it says otherwise: `transient` when the same call may succeed
+        /// later, `permanent` when it will not, `unknown` when a send may have happened.
+        public var defaultClass: ErrorClass {
             switch self {
             case .rateLimited, .upstreamThrottled, .upstreamError, .upstreamUnreachable, .upstreamTimeout, .upstreamMalformed,
                 .internalError:
-                "transient"
+                .transient
             case .invalidRequest, .unauthorized, .notFound, .methodNotAllowed, .payloadTooLarge, .upstreamAuthFailed:
-                "permanent"
+                .permanent
+            case .upstreamOutcomeUnknown:
+                .unknown
             }
         }
+    }
+
+    /// What a caller should do about an error.
+    public enum ErrorClass: String, Sendable {
+        /// The same call may succeed later: retry it.
+        case transient
+        /// It will not succeed as sent.
+        case permanent
+        /// A send may have happened: never retry blindly.
+        case unknown
     }
 
     /// The stable code.
@@ -56,27 +70,51 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     public var upstreamStatus: Int?
     /// Seconds the caller should wait before retrying, sent as `Retry-After`.
     public var retryAfterSeconds: Int?
+    /// The error's class (its code's unless the situation says otherwise).
+    public var errorClass: ErrorClass
+    /// The HTTP status sensgate answers with (its code's unless the situation says otherwise).
+    public var status: HTTPResponse.Status
 
-    public init(_ code: Code, _ message: String, upstreamStatus: Int? = nil, retryAfterSeconds: Int? = nil) {
+    public init(
+        _ code: Code, _ message: String, upstreamStatus: Int? = nil, retryAfterSeconds: Int? = nil, errorClass: ErrorClass? = nil,
+        status: HTTPResponse.Status? = nil
+    ) {
         self.code = code
         self.message = message
         self.upstreamStatus = upstreamStatus
         self.retryAfterSeconds = retryAfterSeconds
+        self.errorClass = errorClass ?? code.defaultClass
+        self.status = status ?? code.status
     }
 
     public var description: String { "\(self.code.rawValue): \(self.message)" }
 
     /// Whether a caller may retry: exactly when the class is `transient`.
-    public var retryable: Bool { self.code.errorClass == "transient" }
+    public var retryable: Bool { self.errorClass == .transient }
 
-    /// Maps a transport failure of the upstream client.
-    public init(upstream error: UpstreamError) {
+    /// Maps a transport failure of the upstream client for a request of `method`.
+    ///
+    /// A send (any method but `GET` and `HEAD`) whose request may have reached SENS and got no usable answer is
+    /// `upstream_outcome_unknown`, class `unknown` (504 after a timeout, else 502): it may have been sent, so it must
+    /// not be retried blindly. curl's own text stays in the log, not in the answer.
+    public init(upstream error: UpstreamError, method: String) {
+        let isSend = method != "GET" && method != "HEAD"
+        if isSend, error.mayHaveReachedUpstream, error.kind != .invalidRequest {
+            self.init(
+                .upstreamOutcomeUnknown,
+                error.kind == .timeout
+                    ? "SENS did not answer in time after the send was sent: it may have been sent; do not resend blindly"
+                    : "the connection to SENS failed after the send was sent: it may have been sent; do not resend blindly",
+                status: error.kind == .timeout ? .gatewayTimeout : .badGateway)
+            return
+        }
         switch error.kind {
-        case .timeout: self.init(.upstreamTimeout, "SENS did not answer in time (\(error.detail))")
+        case .timeout: self.init(.upstreamTimeout, "SENS did not answer in time")
         case .responseTooLarge: self.init(.upstreamMalformed, "SENS answered with a body over the size limit")
-        case .invalidResponse: self.init(.upstreamMalformed, "SENS answered with something that is not HTTP (\(error.detail))")
-        case .connectFailed, .unreachable, .shuttingDown, .cancelled: self.init(.upstreamUnreachable, "SENS could not be reached (\(error.detail))")
-        case .invalidRequest: self.init(.internalError, "the upstream request could not be built (\(error.detail))")
+        case .invalidResponse: self.init(.upstreamMalformed, "SENS answered with something that is not HTTP")
+        case .connectFailed: self.init(.upstreamUnreachable, "SENS could not be connected to")
+        case .unreachable, .shuttingDown, .cancelled: self.init(.upstreamUnreachable, "SENS could not be reached")
+        case .invalidRequest: self.init(.internalError, "the upstream request could not be built")
         }
     }
 
@@ -88,7 +126,8 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case 401, 403: GatewayError(.upstreamAuthFailed, "SENS rejected the gateway's credentials", upstreamStatus: status)
         case 429: GatewayError(.upstreamThrottled, "SENS is throttling requests", upstreamStatus: status, retryAfterSeconds: retryAfterSeconds)
         case 500...599: GatewayError(.upstreamError, "SENS failed with HTTP \(status)", upstreamStatus: status)
-        default: GatewayError(.upstreamMalformed, "SENS answered with unexpected HTTP \(status)", upstreamStatus: status)
+        // 3xx, 405, 409, 413, …: the same call will not go better (PRODUCT.md §4.3).
+        default: GatewayError(.upstreamError, "SENS answered with unexpected HTTP \(status)", upstreamStatus: status, errorClass: .permanent)
         }
     }
 
@@ -107,7 +146,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         json.key("code")
         json.string(self.code.rawValue)
         json.key("class")
-        json.string(self.code.errorClass)
+        json.string(self.errorClass.rawValue)
         json.key("retryable")
         json.bool(self.retryable)
         json.key("message")

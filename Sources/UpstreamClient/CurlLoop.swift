@@ -40,7 +40,7 @@ final class CurlLoop: @unchecked Sendable {
     // Loop-thread state.
     private var activeCount = 0
     private var draining = false
-    private var spareHandles: [UnsafeMutableRawPointer] = []
+    private var spareHandles: [EasyHandle] = []
     private var headerLine: [CChar] = []
 
     /// curl_global_init is not thread-safe; a static `let` runs it once, under Swift's lazy-global lock.
@@ -161,7 +161,7 @@ final class CurlLoop: @unchecked Sendable {
             // Sleeps until a socket is ready, curl's own timer fires, or another thread calls curl_multi_wakeup.
             curl_multi_poll(self.multi, nil, 0, 1000, nil)
         }
-        for easy in self.spareHandles { curl_easy_cleanup(easy) }
+        for handle in self.spareHandles { handle.free() }
         self.spareHandles.removeAll()
         let waiters = self.shared.withLock { shared -> [CheckedContinuation<Void, Never>] in
             shared.stopped = true
@@ -185,22 +185,25 @@ final class CurlLoop: @unchecked Sendable {
                 // Not started yet (its start command is behind this one) or already finished: the flag covers both.
                 return
             }
-            self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller")))
+            let stage = Self.stage(of: easy)
+            self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller", stage: stage)))
         case .shutdown:
             self.draining = true
         }
     }
 
     private func start(_ transfer: Transfer) {
-        let easy: UnsafeMutableRawPointer
+        let handle: EasyHandle
         if let spare = self.spareHandles.popLast() {
-            easy = spare
-        } else if let fresh = curl_easy_init() {
-            easy = fresh
+            handle = spare
+        } else if let fresh = EasyHandle() {
+            handle = fresh
         } else {
             transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl could not allocate a handle")))
             return
         }
+        let easy = handle.easy
+        transfer.handle = handle
         let request = transfer.request
         let url = self.urlPrefix + request.target
         let totalTimeout = request.timeout ?? self.configuration.requestTimeout
@@ -214,6 +217,9 @@ final class CurlLoop: @unchecked Sendable {
         // The target was validated; send it exactly as signed (no dot-segment squashing).
         _ = sg_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)
         _ = sg_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        // curl's own account of a failure ("Failed to connect to … after 3001 ms: …"), for the log.
+        handle.errorBuffer[0] = 0
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, handle.errorBuffer)
         _ = sg_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMilliseconds)
         _ = sg_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds)
         _ = sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
@@ -261,6 +267,15 @@ final class CurlLoop: @unchecked Sendable {
         let method = request.method
         if method == "POST" || (request.body?.readableBytes ?? 0) > 0 {
             transfer.requestBody = request.body ?? ByteBuffer()
+            transfer.bodyStart = transfer.requestBody.readerIndex
+            // curl sends a request again on a fresh connection when a reused one turned out dead before a byte of
+            // answer came back, or an HTTP/2 stream was refused; to do that with a body it must rewind it. An upstream
+            // that read a send and then dropped the connection looks the same as one that closed it idle, so only
+            // idempotent requests may be rewound: a send whose body left is never sent twice (its failure is then an
+            // unknown outcome, not a second SMS).
+            transfer.rewindable = method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE"
+            _ = sg_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
+            _ = sg_easy_setopt_seek(easy, CURLOPT_SEEKFUNCTION, curlSeekCallback)
             _ = sg_easy_setopt_long(easy, CURLOPT_POST, 1)
             _ = sg_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.requestBody.readableBytes))
             _ = sg_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
@@ -305,7 +320,9 @@ final class CurlLoop: @unchecked Sendable {
                 )
             )
         } else {
-            result = .failure(Self.error(for: code, tooLarge: transfer.responseTooLarge))
+            let curlText = transfer.handle.map { String(cString: $0.errorBuffer) } ?? ""
+            let text = curlText.isEmpty ? String(cString: curl_easy_strerror(code)) : curlText
+            result = .failure(Self.error(for: code, stage: Self.stage(of: easy), tooLarge: transfer.responseTooLarge, text: text))
         }
         self.finish(transfer, easy: easy, with: result)
     }
@@ -323,34 +340,49 @@ final class CurlLoop: @unchecked Sendable {
         curl_slist_free_all(transfer.headerList)
         transfer.headerList = nil
         Unmanaged<Transfer>.fromOpaque(context).release()
+        guard let handle = transfer.handle else { return }
+        transfer.handle = nil
         // Keep a few handles for the next requests: a reset handle skips an allocation but keeps nothing of the
         // old request. Connections live in the multi handle, not here.
         curl_easy_reset(easy)
         if self.spareHandles.count < 64 {
-            self.spareHandles.append(easy)
+            self.spareHandles.append(handle)
         } else {
-            curl_easy_cleanup(easy)
+            handle.free()
         }
     }
 
-    static func error(for code: CURLcode, tooLarge: Bool) -> UpstreamError {
-        let text = String(cString: curl_easy_strerror(code))
-        if tooLarge { return UpstreamError(.responseTooLarge, "response body over the size limit") }
+    /// How far a transfer got, from curl's own account: request bytes sent, then a connection made.
+    static func stage(of easy: UnsafeMutableRawPointer) -> WireStage {
+        var requestBytes = 0
+        _ = sg_easy_getinfo_long(easy, CURLINFO_REQUEST_SIZE, &requestBytes)
+        var uploaded: curl_off_t = 0
+        _ = sg_easy_getinfo_off(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded)
+        if requestBytes > 0 || uploaded > 0 { return .requestSent }
+        var connectTime: curl_off_t = 0
+        _ = sg_easy_getinfo_off(easy, CURLINFO_CONNECT_TIME_T, &connectTime)
+        return connectTime > 0 ? .connected : .notConnected
+    }
+
+    /// The failure of a transfer, by how far it got and what curl said.
+    static func error(for code: CURLcode, stage: WireStage, tooLarge: Bool, text: String) -> UpstreamError {
+        if tooLarge { return UpstreamError(.responseTooLarge, "response body over the size limit", stage: .requestSent) }
         switch code {
-        case CURLE_OPERATION_TIMEDOUT:
-            return UpstreamError(.timeout, text)
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
-            return UpstreamError(.connectFailed, text)
         case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
-            return UpstreamError(.invalidResponse, text)
+            return UpstreamError(.invalidResponse, text, stage: .requestSent)
         case CURLE_ABORTED_BY_CALLBACK:
-            return UpstreamError(.cancelled, text)
+            return UpstreamError(.cancelled, text, stage: stage)
         case CURLE_URL_MALFORMAT, CURLE_BAD_FUNCTION_ARGUMENT, CURLE_OUT_OF_MEMORY:
-            return UpstreamError(.invalidRequest, text)
+            return UpstreamError(.invalidRequest, text, stage: stage)
         default:
-            // Refused, reset, DNS, TLS, closed mid-body (CURLE_PARTIAL_FILE), empty reply: the peer is not there.
-            return UpstreamError(.unreachable, text)
+            break
         }
+        // Whatever curl calls it — refused, DNS, connect timeout, TLS handshake or certificate failure, a send that
+        // failed before a byte left — nothing was sent: the upstream is not reachable, and any method may be retried.
+        guard stage == .requestSent else { return UpstreamError(.connectFailed, text, stage: stage) }
+        if code == CURLE_OPERATION_TIMEDOUT { return UpstreamError(.timeout, text, stage: stage) }
+        // Reset, closed mid-answer (CURLE_PARTIAL_FILE), empty reply, TLS failure after the request: it may have arrived.
+        return UpstreamError(.unreachable, text, stage: stage)
     }
 
     /// Header names compared without allocating lower-case copies.
@@ -388,7 +420,12 @@ final class Transfer: @unchecked Sendable {
     // Loop thread.
     var easy: UnsafeMutableRawPointer?
     var headerList: UnsafeMutablePointer<curl_slist>?
+    var handle: EasyHandle?
     var requestBody = ByteBuffer()
+    /// Where the body starts in ``requestBody``, for curl to rewind to.
+    var bodyStart = 0
+    /// Whether curl may send the body again (idempotent methods only).
+    var rewindable = false
     var responseBody = ByteBuffer()
     var responseTooLarge = false
 
@@ -466,6 +503,37 @@ private let curlReadCallback: sg_data_callback = { destination, size, count, con
     }
     transfer.requestBody.moveReaderIndex(forwardBy: length)
     return length
+}
+
+/// curl asks to send the body again from `offset` (a fresh connection after a dead reused one, or a refused HTTP/2
+/// stream): the body is still whole in the transfer's buffer, but only an idempotent request is sent twice.
+private let curlSeekCallback: sg_seek_callback = { context, offset, origin in
+    guard let context, origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    guard transfer.rewindable else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+    let target = transfer.bodyStart + Int(offset)
+    guard offset >= 0, target <= transfer.requestBody.writerIndex else { return Int32(CURL_SEEKFUNC_FAIL) }
+    transfer.requestBody.moveReaderIndex(to: target)
+    return Int32(CURL_SEEKFUNC_OK)
+}
+
+/// An easy handle and the error buffer curl writes its failure text into, kept together for reuse.
+/// Touched only on the loop thread.
+struct EasyHandle {
+    let easy: UnsafeMutableRawPointer
+    let errorBuffer: UnsafeMutablePointer<CChar>
+
+    init?() {
+        guard let easy = curl_easy_init() else { return nil }
+        self.easy = easy
+        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
+        self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
+    }
+
+    func free() {
+        curl_easy_cleanup(self.easy)
+        self.errorBuffer.deallocate()
+    }
 }
 
 /// A plain pthread, so the blocking `curl_multi_poll` never occupies a Swift concurrency thread.

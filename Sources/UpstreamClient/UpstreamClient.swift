@@ -47,17 +47,28 @@ public struct UpstreamResponse: Sendable {
     }
 }
 
+/// How far a request got on the wire before it failed: what retries, the circuit breaker and the error a caller
+/// sees are decided from (read from curl's transfer info, not guessed from its error codes).
+public enum WireStage: Sendable, Equatable {
+    /// No connection was made (refused, DNS, connect timeout): nothing of the request left.
+    case notConnected
+    /// A connection was made but no byte of the request was sent (the TLS handshake failed or timed out).
+    case connected
+    /// The request, or part of it, was sent: it may have reached the upstream.
+    case requestSent
+}
+
 /// Why an upstream call produced no HTTP response.
 public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The stable kind of failure; the gateway maps each kind to one error code of its own.
     public enum Kind: String, Sendable, Equatable {
-        /// No connection could be made (refused, DNS failure): nothing of the request was sent, so any method may be
-        /// retried.
+        /// Nothing of the request was sent: no connection (refused, DNS, connect timeout) or no TLS session (handshake
+        /// failed or timed out). Any method may be retried, and the upstream counts as unreachable.
         case connectFailed
-        /// The connection failed after it was made: reset, TLS failure, closed mid-response. The request may have
-        /// reached the upstream.
+        /// The connection failed after the request was sent: reset, closed mid-response. It may have reached the
+        /// upstream.
         case unreachable
-        /// The connect or total timeout passed.
+        /// The total timeout passed after the request was sent.
         case timeout
         /// The response body was larger than the configured cap.
         case responseTooLarge
@@ -73,13 +84,20 @@ public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible
 
     /// The kind of failure.
     public let kind: Kind
-    /// A short description of what happened, safe to log: never a header value or body.
+    /// How far the request got before it failed.
+    public let stage: WireStage
+    /// A short description of what happened (curl's own error text where it gave one), safe to log: never a header
+    /// value or body.
     public let detail: String
 
-    public init(_ kind: Kind, _ detail: String) {
+    public init(_ kind: Kind, _ detail: String, stage: WireStage = .notConnected) {
         self.kind = kind
         self.detail = detail
+        self.stage = stage
     }
+
+    /// Whether the request may have reached the upstream (so a send may have happened).
+    public var mayHaveReachedUpstream: Bool { self.stage == .requestSent }
 
     public var description: String { "\(self.kind.rawValue): \(self.detail)" }
 }

@@ -165,22 +165,42 @@ struct ProtectionTests {
         }
     }
 
-    @Test("the breaker: open, then one probe; the probe's outcome closes or reopens it")
+    @Test("the breaker: open, then one probe; every outcome of the probe closes or reopens it")
     func breakerStates() throws {
-        let breaker = CircuitBreaker(threshold: 2, cooldown: .seconds(5))
+        typealias Machine = CircuitBreaker.StateMachine
         let t0 = ContinuousClock.now
-        #expect(!breaker.recordConnectFailure(now: t0))
-        try breaker.admit(now: t0)
-        #expect(breaker.recordConnectFailure(now: t0))
+        var breaker = Machine(threshold: 2, cooldown: .seconds(5), probeDeadline: .seconds(11))
+        #expect(try breaker.admit(now: t0) == .call)
+        #expect(breaker.record(.unreachable, for: .call, now: t0) == nil)
+        #expect(breaker.record(.noAnswer, for: .call, now: t0) == nil)  // sent, no answer: says nothing of connectivity
+        #expect(breaker.record(.unreachable, for: .call, now: t0) == .opened)
         #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(1)) }
-        try breaker.admit(now: t0 + .seconds(6))  // the probe
+        let probe = try breaker.admit(now: t0 + .seconds(6))
+        #expect(probe == .probe(1))
         #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(6)) }  // only one
-        #expect(breaker.recordConnectFailure(now: t0 + .seconds(6)))  // probe failed: open again
-        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(10)) }
-        try breaker.admit(now: t0 + .seconds(12))
-        breaker.recordSuccess()
+        // A probe that times out after it was sent reopens the circuit: it never stays half-open.
+        #expect(breaker.record(.noAnswer, for: probe, now: t0 + .seconds(16)) == .reopened)
+        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(20)) }
+        // A probe refused by another limit, or cancelled, lets the next call probe at once.
+        let second = try breaker.admit(now: t0 + .seconds(22))
+        breaker.abandon(second, now: t0 + .seconds(22))
+        let third = try breaker.admit(now: t0 + .seconds(22))
+        #expect(third == .probe(3))
+        // A probe whose outcome never comes is replaced after the probe deadline; the stale one no longer decides.
+        #expect(throws: UpstreamGuard.Refusal.self) { try breaker.admit(now: t0 + .seconds(30)) }
+        let fourth = try breaker.admit(now: t0 + .seconds(34))
+        #expect(fourth == .probe(4))
+        #expect(breaker.record(.unreachable, for: third, now: t0 + .seconds(34)) == nil)
+        #expect(breaker.phase == .probing(since: t0 + .seconds(34), probe: 4))
+        #expect(breaker.record(.reachable, for: fourth, now: t0 + .seconds(35)) == .closed)
         #expect(breaker.phase == .closed)
-        try breaker.admit(now: t0 + .seconds(12))
+        // Closed again, it counts from zero; any answer, to any call, closes it.
+        #expect(breaker.record(.unreachable, for: .call, now: t0 + .seconds(36)) == nil)
+        #expect(breaker.record(.unreachable, for: .call, now: t0 + .seconds(36)) == .opened)
+        #expect(breaker.record(.reachable, for: .call, now: t0 + .seconds(37)) == .closed)
+        var off = Machine(threshold: 0, cooldown: .seconds(5), probeDeadline: .seconds(1))
+        for _ in 0..<10 { #expect(off.record(.unreachable, for: .call, now: t0) == nil) }
+        #expect(try off.admit(now: t0) == .call)
     }
 
     @Test("the token bucket refills at its rate up to its burst")

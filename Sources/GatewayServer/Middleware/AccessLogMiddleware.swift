@@ -50,6 +50,7 @@ struct AccessLog: Sendable {
         ]
         if let upstream = record.upstreamStatus { metadata["upstreamStatus"] = .stringConvertible(upstream) }
         if let code = record.errorCode { metadata["error"] = .string(code) }
+        if let detail = record.upstreamDetail { metadata["upstreamError"] = .string(detail) }
         if let resultClass = record.resultClass { metadata["class"] = .string(resultClass) }
         self.logger.info("request", metadata: metadata)
     }

@@ -43,11 +43,11 @@ struct ErrorMiddleware: RouterMiddleware {
     /// The error envelope as status, headers and body, noted in the request's record.
     static func answer(for error: GatewayError, record: RequestRecord) -> (HTTPResponse.Status, HTTPFields, [UInt8]) {
         record.errorCode = error.code.rawValue
-        record.resultClass = error.code.errorClass
+        record.resultClass = error.errorClass.rawValue
         if record.upstreamStatus == nil { record.upstreamStatus = error.upstreamStatus }
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let retryAfter = error.retryAfterSeconds { headers[.retryAfter] = String(retryAfter) }
-        return (error.code.status, headers, error.envelope(requestID: record.requestID))
+        return (error.status, headers, error.envelope(requestID: record.requestID))
     }
 }

@@ -20,7 +20,9 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// What went wrong with one attempt.
     public enum Outcome: Sendable, Equatable {
+        /// Nothing of the request was sent (no connection, connect timeout, TLS failure).
         case connectFailed
+        /// The connection failed after the request was sent.
         case connectionLost
         case status(Int, retryAfterSeconds: Int?)
         case other

@@ -1,8 +1,21 @@
 import Synchronization
 
-/// Protects the SENS account: a token bucket on upstream calls, a cap on calls in flight, and a circuit breaker
-/// that fails fast while SENS cannot be connected to.
+/// Protects the SENS account: a token bucket on upstream calls, caps on calls in flight — one for sends and one for
+/// lookups, so that a storm of batch lookups cannot starve sends — and a circuit breaker that fails fast while SENS
+/// cannot be connected to.
 final class UpstreamGuard: Sendable {
+    /// Which in-flight cap a call counts against.
+    enum Kind {
+        /// `GET` and `HEAD`: result lookups and reads.
+        case lookup
+        /// Every other method: sends and changes.
+        case send
+
+        init(method: String) {
+            self = method == "GET" || method == "HEAD" ? .lookup : .send
+        }
+    }
+
     /// Why a call was not let through.
     enum Refusal: Error, Equatable {
         case rateLimited
@@ -11,33 +24,51 @@ final class UpstreamGuard: Sendable {
     }
 
     private let bucket: TokenBucket?
+    /// The most calls of each kind in flight at once.
     private let maxInFlight: Int
-    private let inFlight = Atomic<Int>(0)
+    private let lookupsInFlight = Atomic<Int>(0)
+    private let sendsInFlight = Atomic<Int>(0)
     let breaker: CircuitBreaker
 
-    init(rate: Double, burst: Int, maxInFlight: Int, breakerThreshold: Int, breakerCooldown: Duration) {
+    /// - Parameters:
+    ///   - probeDeadline: How long a half-open probe may take before another is let through (a safety net: every
+    ///     probe's own outcome closes or reopens the circuit).
+    init(rate: Double, burst: Int, maxInFlight: Int, breakerThreshold: Int, breakerCooldown: Duration, probeDeadline: Duration) {
         self.bucket = rate > 0 ? TokenBucket(rate: rate, burst: max(1, burst)) : nil
         self.maxInFlight = maxInFlight
-        self.breaker = CircuitBreaker(threshold: breakerThreshold, cooldown: breakerCooldown)
+        self.breaker = CircuitBreaker(threshold: breakerThreshold, cooldown: breakerCooldown, probeDeadline: probeDeadline)
     }
 
-    /// Lets one call through or says why not; a call let through must be followed by ``release()``.
-    func admit(now: ContinuousClock.Instant = .now) throws(Refusal) {
-        try self.breaker.admit(now: now)
+    /// Lets one call through or says why not; a call let through must be followed by ``release(_:)``, and its outcome
+    /// given to the breaker with the admission returned.
+    func admit(_ kind: Kind, now: ContinuousClock.Instant = .now) throws(Refusal) -> CircuitBreaker.Admission {
+        let admission = try self.breaker.admit(now: now)
         if let bucket, !bucket.take(now: now) {
-            self.breaker.abandonProbe()
+            self.breaker.abandon(admission, now: now)
             throw .rateLimited
         }
-        let current = self.inFlight.wrappingAdd(1, ordering: .relaxed).newValue
-        if current > self.maxInFlight {
-            self.inFlight.wrappingSubtract(1, ordering: .relaxed)
-            self.breaker.abandonProbe()
+        if self.add(1, to: kind) > self.maxInFlight {
+            self.add(-1, to: kind)
+            self.breaker.abandon(admission, now: now)
             throw .tooManyInFlight
         }
+        return admission
     }
 
-    func release() {
-        self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+    func release(_ kind: Kind) {
+        self.add(-1, to: kind)
+    }
+
+    /// Calls of a kind in flight now.
+    func inFlight(_ kind: Kind) -> Int { self.add(0, to: kind) }
+
+    /// Adds to a kind's count of calls in flight. - Returns: The new count.
+    @discardableResult
+    private func add(_ delta: Int, to kind: Kind) -> Int {
+        switch kind {
+        case .lookup: self.lookupsInFlight.wrappingAdd(delta, ordering: .relaxed).newValue
+        case .send: self.sendsInFlight.wrappingAdd(delta, ordering: .relaxed).newValue
+        }
     }
 }
 
@@ -73,86 +104,3 @@ final class TokenBucket: Sendable {
     }
 }
 
-/// Opens after `threshold` consecutive connect failures and fails calls fast for `cooldown`; then lets one probe
-/// through (half-open): its success closes the circuit, its failure opens it again.
-final class CircuitBreaker: Sendable {
-    enum Phase: Equatable {
-        case closed
-        case open(until: ContinuousClock.Instant)
-        case probing
-    }
-
-    private struct State {
-        var failures = 0
-        var phase = Phase.closed
-    }
-
-    let threshold: Int
-    let cooldown: Duration
-    private let state = Mutex(State())
-
-    /// - Parameters:
-    ///   - threshold: Consecutive connect failures that open the circuit; 0 disables the breaker.
-    ///   - cooldown: How long it stays open before a probe.
-    init(threshold: Int, cooldown: Duration) {
-        self.threshold = threshold
-        self.cooldown = cooldown
-    }
-
-    var phase: Phase { self.state.withLock { $0.phase } }
-
-    func admit(now: ContinuousClock.Instant = .now) throws(UpstreamGuard.Refusal) {
-        guard self.threshold > 0 else { return }
-        let refusal = self.state.withLock { state -> UpstreamGuard.Refusal? in
-            switch state.phase {
-            case .closed:
-                return nil
-            case .open(let until) where now >= until:
-                state.phase = .probing
-                return nil
-            case .open(let until):
-                let left = until - now
-                return .circuitOpen(retryAfterSeconds: max(1, Int(left.components.seconds) + 1))
-            case .probing:
-                return .circuitOpen(retryAfterSeconds: 1)
-            }
-        }
-        if let refusal { throw refusal }
-    }
-
-    /// The probe let through was not sent after all (refused by another limit): let the next call probe.
-    func abandonProbe() {
-        self.state.withLock { state in
-            if state.phase == .probing { state.phase = .open(until: .now) }
-        }
-    }
-
-    /// The upstream answered (any HTTP status): it is reachable.
-    func recordSuccess() {
-        guard self.threshold > 0 else { return }
-        self.state.withLock { state in
-            state.failures = 0
-            state.phase = .closed
-        }
-    }
-
-    /// No connection could be made.
-    /// - Returns: `true` when this failure opened the circuit.
-    @discardableResult
-    func recordConnectFailure(now: ContinuousClock.Instant = .now) -> Bool {
-        guard self.threshold > 0 else { return false }
-        return self.state.withLock { state in
-            state.failures += 1
-            switch state.phase {
-            case .probing:
-                state.phase = .open(until: now + self.cooldown)
-                return true
-            case .closed where state.failures >= self.threshold:
-                state.phase = .open(until: now + self.cooldown)
-                return true
-            default:
-                return false
-            }
-        }
-    }
-}

@@ -108,6 +108,11 @@ public struct GatewayMetrics: Sendable {
         }.increment()
     }
 
+    /// Where the circuit breaker is (0 closed, 1 open, 2 probing), set when metrics are scraped.
+    func recordCircuitState(_ value: Int) {
+        Gauge(label: "sensgate_upstream_circuit_state", factory: self.factory).record(value)
+    }
+
     /// The circuit breaker opened.
     func recordBreakerOpened() {
         Counter(label: "sensgate_circuit_breaker_opened_total", factory: self.factory).increment()

@@ -16,6 +16,8 @@ public final class RequestRecord: @unchecked Sendable {
     public var requestIDFromCaller = false
     /// The upstream's HTTP status, when an upstream call answered.
     public var upstreamStatus: Int?
+    /// What the upstream client said of a failed call (curl's own text), for the access log.
+    public var upstreamDetail: String?
     /// The contract error code, when the gateway answered with an error.
     public var errorCode: String?
     /// The error class, or for delivery results the result class.

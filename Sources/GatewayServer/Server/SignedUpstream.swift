@@ -56,8 +56,10 @@ struct SignedUpstream: Sendable {
             completion(.failure(GatewayError(.upstreamUnreachable, "the call was cancelled while waiting to retry")))
             return
         }
+        let kind = UpstreamGuard.Kind(method: request.method)
+        let admission: CircuitBreaker.Admission
         do {
-            try self.limits.admit()
+            admission = try self.limits.admit(kind)
         } catch {
             self.metrics.recordRefusal(reason: error.metricLabel)
             completion(.failure(error.gatewayError))
@@ -72,11 +74,11 @@ struct SignedUpstream: Sendable {
         signedRequest.headers.append((SignatureHeader.signature, signed.signature))
         let start = ContinuousClock.now
         let call = self.client.execute(signedRequest) { result in
-            self.limits.release()
+            self.limits.release(kind)
             let outcome: RetryPolicy.Outcome
             switch result {
             case .success(let response):
-                self.limits.breaker.recordSuccess()
+                self.record(self.limits.breaker.record(.reachable, for: admission))
                 record.upstreamStatus = response.status
                 self.metrics.recordUpstream(route: route, outcome: Self.statusClass(response.status), duration: ContinuousClock.now - start)
                 guard response.status == 429 || (500...599).contains(response.status) else {
@@ -85,9 +87,14 @@ struct SignedUpstream: Sendable {
                 }
                 outcome = .status(response.status, retryAfterSeconds: response.retryAfterSeconds)
             case .failure(let error):
-                if error.kind == .connectFailed, self.limits.breaker.recordConnectFailure() {
-                    self.metrics.recordBreakerOpened()
+                // Every outcome reaches the breaker, so a probe always closes or reopens the circuit.
+                switch error.kind {
+                case .connectFailed: self.record(self.limits.breaker.record(.unreachable, for: admission))
+                case .timeout, .unreachable: self.record(self.limits.breaker.record(.noAnswer, for: admission))
+                case .invalidResponse, .responseTooLarge: self.record(self.limits.breaker.record(.reachable, for: admission))
+                case .cancelled, .shuttingDown, .invalidRequest: self.limits.breaker.abandon(admission)
                 }
+                record.upstreamDetail = error.detail
                 self.metrics.recordUpstream(route: route, outcome: error.kind.rawValue, duration: ContinuousClock.now - start)
                 switch error.kind {
                 case .connectFailed: outcome = .connectFailed
@@ -98,7 +105,7 @@ struct SignedUpstream: Sendable {
             guard cancellation?.isCancelled != true, RetryPolicy.isRetryable(outcome, method: request.method),
                 let delay = self.policy.delay(beforeRetry: retry + 1, after: outcome, remaining: deadline - .now, random: Double.random(in: 0..<1))
             else {
-                completion(result.mapError { GatewayError(upstream: $0) })
+                completion(result.mapError { GatewayError(upstream: $0, method: request.method) })
                 return
             }
             self.metrics.recordRetry(route: route, reason: outcome.metricLabel)
@@ -113,6 +120,14 @@ struct SignedUpstream: Sendable {
 }
 
 extension SignedUpstream {
+    /// Counts the breaker's transitions.
+    private func record(_ transition: CircuitBreaker.Transition?) {
+        switch transition {
+        case .opened, .reopened: self.metrics.recordBreakerOpened()
+        case .closed, nil: break
+        }
+    }
+
     /// `1xx` … `5xx` as metric label values, made once (statuses outside 100–599 are counted as `other`).
     private static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"]
 
