@@ -23,15 +23,21 @@ public struct Gateway: Sendable {
     let signed: SignedUpstream
     let results: DeliveryLookup
     let logger: Logger
+    /// Where access-log lines go.
+    let logSink: @Sendable ([UInt8]) -> Void
 
     /// Creates a gateway; nothing listens until ``makeApplication(onServerRunning:)`` runs.
     /// - Parameters:
     ///   - configuration: Resolved settings.
-    ///   - logger: Where access logs and server messages go.
+    ///   - logger: Where server messages go, and whose level decides whether access lines are written.
+    ///   - logSink: Where access-log lines go: standard output through the process's ``LogWriter`` unless given.
     /// - Throws: ``ConfigurationError`` when the upstream cannot be set up.
-    public init(configuration: GatewayConfiguration, logger: Logger) throws(ConfigurationError) {
+    public init(
+        configuration: GatewayConfiguration, logger: Logger, logSink: (@Sendable ([UInt8]) -> Void)? = nil
+    ) throws(ConfigurationError) {
         self.configuration = configuration
         self.logger = logger
+        self.logSink = logSink ?? LogWriter.standardOutput.write
         // Before libcurl initializes OpenSSL (in the upstream client): no error strings to keep resident.
         Libcrypto.skipErrorStrings()
         do {
@@ -113,7 +119,7 @@ public struct Gateway: Sendable {
     public func buildRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: AccessLogMiddleware(log: AccessLog(logger: self.logger, metrics: self.metrics)))
+        router.add(middleware: AccessLogMiddleware(log: AccessLog(logger: self.logger, metrics: self.metrics, sink: self.logSink)))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RequestTargetMiddleware())
         router.add(middleware: CallerAuthMiddleware(store: self.callers))
@@ -148,6 +154,7 @@ public struct Gateway: Sendable {
         }
         router.get("/metrics") { _, _ in
             metrics.recordCircuitState(breaker.phase.gaugeValue)
+            metrics.recordLogLinesDropped(total: LogWriter.standardOutput.droppedLines)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))

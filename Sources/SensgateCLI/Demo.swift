@@ -75,6 +75,7 @@ struct Demo: AsyncParsableCommand {
             try await tasks.waitForAll()
         }
         await mock.stop()
+        LogWriter.standardOutput.flush()
     }
 
     static func randomHex(_ bytes: Int) -> String {

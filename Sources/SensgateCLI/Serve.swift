@@ -40,9 +40,12 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            LogWriter.standardOutput.flush()
             Console.error("stopped: \(error)")
             throw ExitCode(1)
         }
+        // Log lines still buffered for the writer thread go out before the process ends.
+        LogWriter.standardOutput.flush()
     }
 }
 

@@ -21,7 +21,7 @@ struct SENSClientTests {
     func probeTimesOutThenRecovers() async throws {
         try await TestGateway.run(configure: {
             $0.breakerThreshold = 2
-            $0.breakerCooldown = .milliseconds(300)
+            $0.breakerCooldown = .milliseconds(1500)
             $0.upstreamTimeout = .milliseconds(800)
             $0.retryPolicy.maxRetries = 0
         }) { gw in
@@ -40,7 +40,7 @@ struct SENSClientTests {
             // SENS back but too slow to answer: the probe times out after it was sent.
             _ = try await gw.mock.start(port: mockPort)
             gw.mock.injectFault(.delay(milliseconds: 3000))
-            try await Task.sleep(for: .milliseconds(350))  // the cooldown the test configured, not a guess at timing
+            try await Task.sleep(for: .milliseconds(1600))  // the cooldown the test configured, not a guess at timing
             let probe = try await gw.send("GET", Self.lookup)
             #expect(try probe.error().code == "upstream_timeout")
             // Not stuck half-open: open again, and after the cooldown the next call probes.

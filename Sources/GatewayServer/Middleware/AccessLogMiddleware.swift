@@ -29,6 +29,8 @@ struct AccessLogMiddleware: RouterMiddleware {
 struct AccessLog: Sendable {
     let logger: Logger
     let metrics: GatewayMetrics
+    /// Where the line goes (the process's ``LogWriter``, or a test's capture).
+    let sink: @Sendable ([UInt8]) -> Void
 
     func finish(method: HTTPRequest.Method, target: String, status: Int, bytesOut: Int, elapsed: Duration, record: RequestRecord) {
         let resultClass = record.resultClass ?? "none"
@@ -37,22 +39,22 @@ struct AccessLog: Sendable {
         self.metrics.recordRequest(
             route: record.route, method: method.rawValue, status: status, resultClass: resultClass, caller: caller, duration: elapsed)
         guard self.logger.logLevel <= .info else { return }
-        var metadata: Logger.Metadata = [
-            "requestId": .string(record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID),
-            "caller": .string(caller),
-            "method": .string(method.rawValue),
-            "route": .string(record.route),
-            "path": .string(PhoneMasking.mask(target)),
-            "status": .stringConvertible(status),
-            "latencyMs": .stringConvertible(elapsed.secondsValue * 1000),
-            "bytesIn": .stringConvertible(record.bytesIn),
-            "bytesOut": .stringConvertible(bytesOut),
-        ]
-        if let upstream = record.upstreamStatus { metadata["upstreamStatus"] = .stringConvertible(upstream) }
-        if let code = record.errorCode { metadata["error"] = .string(code) }
-        if let detail = record.upstreamDetail { metadata["upstreamError"] = .string(detail) }
-        if let resultClass = record.resultClass { metadata["class"] = .string(resultClass) }
-        self.logger.info("request", metadata: metadata)
+        // Built directly, fields in key order, as ``JSONLogHandler`` would write the same event.
+        var line = JSONLogLine(level: .info, label: self.logger.label, message: "request")
+        line.field("bytesIn", int: record.bytesIn)
+        line.field("bytesOut", int: bytesOut)
+        line.field("caller", caller)
+        line.field("class", record.resultClass)
+        line.field("error", record.errorCode)
+        line.field("latencyMs", number: elapsed.secondsValue * 1000)
+        line.field("method", method.rawValue)
+        line.field("path", PhoneMasking.mask(target))
+        line.field("requestId", record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID)
+        line.field("route", record.route)
+        line.field("status", int: status)
+        line.field("upstreamError", record.upstreamDetail)
+        line.field("upstreamStatus", int: record.upstreamStatus)
+        self.sink(line.finish())
     }
 }
 

@@ -35,12 +35,12 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     let limits: ConnectionLimits
-    private let open: ConnectionCounter
+    private let open: AtomicCount
     private var counted = false
     private var timer: Scheduled<Void>?
     private var exchanges: Exchanges
 
-    init(limits: ConnectionLimits, open: ConnectionCounter) {
+    init(limits: ConnectionLimits, open: AtomicCount) {
         self.limits = limits
         self.open = open
         self.exchanges = Exchanges(maxBodyBytes: limits.maxBodyBytes)

@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
-import Synchronization
 
 /// Limits on client connections.
 struct ConnectionLimits: Sendable {
@@ -15,11 +14,6 @@ struct ConnectionLimits: Sendable {
     var maxBodyBytes: Int
 }
 
-/// Client connections open now, shared by every connection of one server.
-final class ConnectionCounter: Sendable {
-    let value = Atomic<Int>(0)
-}
-
 /// Hummingbird's HTTP/1 channel, every route served by its router, with one handler in front that owns what
 /// Hummingbird's connection loop leaves open in HTTP/1.1 (``ExchangeGuardHandler``): `Host`, `100-continue`,
 /// HTTP/1.0 and `Connection: close`, tunnels, non-origin-form targets, slow clients and the connection cap.
@@ -29,7 +23,7 @@ final class ConnectionCounter: Sendable {
 struct GatewayHTTPChannel: ServerChildChannel {
     let inner: HTTP1Channel
     let limits: ConnectionLimits
-    let open: ConnectionCounter
+    let open: AtomicCount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
@@ -48,7 +42,7 @@ struct GatewayHTTPChannel: ServerChildChannel {
 extension HTTPServerBuilder {
     /// HTTP/1.1 with sensgate's exchange guard in front.
     static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits) -> HTTPServerBuilder {
-        let open = ConnectionCounter()
+        let open = AtomicCount()
         return HTTPServerBuilder { responder in
             GatewayHTTPChannel(
                 inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open)

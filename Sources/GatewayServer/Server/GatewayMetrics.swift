@@ -20,6 +20,8 @@ public struct GatewayMetrics: Sendable {
     private let upstreamDurations = SeriesCache<String, DurationHistogram>()
     private let results = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let cacheLookups = SeriesCache<String, Prometheus.Counter>()
+    /// Log-writer drops already counted, so each scrape adds only the new ones.
+    private let logLinesDropped = AtomicCount()
 
     // Label values as keys: hashing these allocates nothing, unlike an array of them or a status code as text.
     private struct RequestLabels: Hashable, Sendable {
@@ -111,6 +113,13 @@ public struct GatewayMetrics: Sendable {
     /// Where the circuit breaker is (0 closed, 1 open, 2 probing), set when metrics are scraped.
     func recordCircuitState(_ value: Int) {
         Gauge(label: "sensgate_upstream_circuit_state", factory: self.factory).record(value)
+    }
+
+    /// Log lines the log writer dropped so far (its buffer full, or its descriptor failed), set when metrics are scraped.
+    func recordLogLinesDropped(total: Int) {
+        let reported = self.logLinesDropped.value.exchange(total, ordering: .relaxed)
+        let counter = Counter(label: "sensgate_log_lines_dropped_total", factory: self.factory)
+        if total > reported { counter.increment(by: total - reported) }
     }
 
     /// The circuit breaker opened.

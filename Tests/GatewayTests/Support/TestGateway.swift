@@ -70,7 +70,7 @@ struct TestGateway: Sendable {
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(level: .trace)
-        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let gateway = try Gateway(configuration: configuration, logger: logger, logSink: { logs.append($0) })
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.makeApplication { port in portContinuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))

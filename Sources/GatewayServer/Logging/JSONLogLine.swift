@@ -1,0 +1,120 @@
+import DeliveryResults
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One log line as sensgate writes it: a JSON object with `time` (RFC 3339 UTC, milliseconds), `level`, `logger`
+/// and `msg`, then the fields in the order given (callers give them sorted by key), and a newline.
+///
+/// ``JSONLogHandler`` writes every swift-log event through it; the access log writes its one line per request
+/// through it directly, with typed fields, so the hot path builds no metadata dictionary, sorts nothing and casts
+/// nothing at run time.
+struct JSONLogLine {
+    private var json: JSONWriter
+
+    init(level: Logger.Level, label: String, message: String, capacity: Int = 384) {
+        self.json = JSONWriter(capacity: capacity)
+        self.json.beginObject()
+        self.json.key("time")
+        self.json.string(Self.timestamp())
+        self.json.key("level")
+        self.json.string(level.rawValue)
+        self.json.key("logger")
+        self.json.string(label)
+        self.json.key("msg")
+        self.json.string(message)
+    }
+
+    /// A text field; nothing when `value` is `nil`.
+    mutating func field(_ key: String, _ value: String?) {
+        guard let value else { return }
+        self.json.key(key)
+        self.json.string(value)
+    }
+
+    /// An integer field; nothing when `value` is `nil`.
+    mutating func field(_ key: String, int value: Int?) {
+        guard let value else { return }
+        self.json.key(key)
+        self.json.int(value)
+    }
+
+    mutating func field(_ key: String, number value: Double) {
+        self.json.key(key)
+        self.json.number(value)
+    }
+
+    /// A swift-log metadata value, as JSON of its own shape.
+    mutating func field(_ key: String, metadata value: Logger.Metadata.Value) {
+        self.json.key(key)
+        Self.write(value, into: &self.json)
+    }
+
+    /// The finished line, newline included.
+    consuming func finish() -> [UInt8] {
+        self.json.endObject()
+        self.json.endLine()
+        return self.json.bytes
+    }
+
+    private static func write(_ value: Logger.Metadata.Value, into json: inout JSONWriter) {
+        switch value {
+        case .string(let text):
+            json.string(text)
+        case .stringConvertible(let convertible):
+            if let int = convertible as? Int {
+                json.int(int)
+            } else if let double = convertible as? Double {
+                json.number(double)
+            } else if let bool = convertible as? Bool {
+                json.bool(bool)
+            } else {
+                json.string(convertible.description)
+            }
+        case .array(let values):
+            json.beginArray()
+            for element in values { write(element, into: &json) }
+            json.endArray()
+        case .dictionary(let dictionary):
+            json.beginObject()
+            for key in dictionary.keys.sorted() {
+                guard let element = dictionary[key] else { continue }
+                json.key(key)
+                write(element, into: &json)
+            }
+            json.endObject()
+        }
+    }
+
+    /// RFC 3339 UTC with milliseconds (`2026-11-23T21:04:34.848Z`), written digit by digit into one string: no
+    /// formatter and no intermediate strings per line.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var end = 0
+            func put(_ value: Int, width: Int, then separator: Character) {
+                var value = value
+                for position in stride(from: end + width - 1, through: end, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                buffer[end + width] = separator.asciiValue ?? UInt8(ascii: "?")
+                end += width + 1
+            }
+            put(Int(parts.tm_year) + 1900, width: 4, then: "-")
+            put(Int(parts.tm_mon) + 1, width: 2, then: "-")
+            put(Int(parts.tm_mday), width: 2, then: "T")
+            put(Int(parts.tm_hour), width: 2, then: ":")
+            put(Int(parts.tm_min), width: 2, then: ":")
+            put(Int(parts.tm_sec), width: 2, then: ".")
+            put(Int(now.tv_nsec / 1_000_000), width: 3, then: "Z")
+            return end
+        }
+    }
+}
