@@ -29,7 +29,7 @@ public struct SignedHeaders: Sendable, Equatable {
 }
 
 /// An NCP secret key. It never prints itself, so it cannot leak through logs or string interpolation.
-public struct SecretKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct SecretKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     let bytes: [UInt8]
 
     /// Creates a secret key from its text form (the value NCP shows in the console).
@@ -42,6 +42,8 @@ public struct SecretKey: Sendable, CustomStringConvertible, CustomDebugStringCon
 
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
+    /// No children: `dump` and debuggers' reflection show nothing of the key either.
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
 /// Signs requests for NCP's API Gateway v2.
@@ -179,6 +181,14 @@ final class HMACKey: @unchecked Sendable {
     }
 
     private static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        SHA256.digest(bytes)
+    }
+}
+
+/// SHA-256 through libcrypto.
+public enum SHA256 {
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let ok = bytes.withUnsafeBytes { input in
@@ -194,8 +204,12 @@ final class HMACKey: @unchecked Sendable {
 /// Used to check signatures and caller tokens without leaking how many leading bytes matched.
 /// - Returns: `true` when both have the same length and bytes.
 public func constantTimeEquals(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
-    let a = Array(lhs.utf8)
-    let b = Array(rhs.utf8)
+    constantTimeEquals(bytes: Array(lhs.utf8), Array(rhs.utf8))
+}
+
+/// Compares two byte arrays in time that does not depend on where they differ (digests, say).
+/// - Returns: `true` when both have the same length and bytes.
+public func constantTimeEquals(bytes a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     if a.isEmpty { return true }
     return a.withUnsafeBytes { pa in

@@ -283,6 +283,63 @@ struct CallerTokenTests {
         }
     }
 
+    @Test("a caller limited by prefixes or service IDs cannot read other services' results through /v1")
+    func v1OutsideTheCallersServices() async throws {
+        let file = Self.file + """
+
+            ownsms:
+              token: ownsms-token-abcdefghijkl
+              service-ids: ["ncp:sms:kr:1:billing"]
+            """
+        try await TestGateway.run(configure: { configuration in
+            configuration.callerTokens = try? CallerTokens(yaml: file, source: "test")
+            configuration.smsServiceID = "ncp:sms:kr:2:other"  // the default service is someone else's
+        }) { gw in
+            for token in ["smsonly-token-abcdefghijk", "ownsms-token-abcdefghijkl"] {
+                let auth = [("Authorization", "Bearer \(token)")]
+                // Single, list and batch item: the default service and a named other one are refused, its own is not.
+                #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001", headers: auth).status == 401, "\(token)")
+                #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001?serviceId=ncp:sms:kr:3:third", headers: auth).status == 401)
+                #expect(try await gw.send("GET", "/v1/results/sms?requestId=RSMA-demo-0001", headers: auth).status == 401)
+                #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001?serviceId=ncp:sms:kr:1:billing", headers: auth).status != 401)
+                let batch = try await gw.send(
+                    "POST", "/v1/results:batch", headers: auth,
+                    body: #"{"lookups":[{"channel":"sms","messageId":"a"},{"channel":"sms","messageId":"b","serviceId":"ncp:sms:kr:1:billing"}]}"#)
+                let results = try #require(try batch.json()["results"] as? [[String: Any]])
+                #expect((results[0]["error"] as? [String: Any])?["code"] as? String == "unauthorized")
+                #expect((results[1]["error"] as? [String: Any])?["code"] as? String != "unauthorized")
+            }
+            // A service-ids caller's passthrough: only its own service.
+            let own = [("Authorization", "Bearer ownsms-token-abcdefghijkl")]
+            #expect(try await gw.send("GET", "/sms/v2/services/ncp:sms:kr:2:other/messages/sms-delivered-0001", headers: own).status == 401)
+            #expect(try await gw.send("GET", "/sms/v2/services/ncp:sms:kr:1:billing/messages/sms-delivered-0001", headers: own).status == 200)
+            #expect(try await gw.send("GET", "/sms/v2/other", headers: own).status == 401)  // names no service
+            #expect(gw.mock.receivedRequests.allSatisfy { !$0.target.contains("kr:2:other") && !$0.target.contains("kr:3:third") })
+        }
+    }
+
+    @Test("the caller policy decides operations alone, without sockets")
+    func policy() throws {
+        let tokens = try CallerTokens(yaml: Self.file + "\nids:\n  token: ids-token-abcdefghijklmn\n  service-ids: [a:b]\n", source: "test")
+        func caller(_ name: String) throws -> Caller { try #require(tokens.callers.first { $0.name == name }) }
+        let billing = try caller("billing"), marketing = try caller("marketing"), smsOnly = try caller("smsonly"), ids = try caller("ids")
+        let send = Operation(passthrough: "/sms/v2/services/ncp:sms:kr:1:billing/messages", method: "POST")
+        #expect(send.channel == "sms" && send.serviceId == "ncp:sms:kr:1:billing")
+        #expect(Operation(passthrough: "/sms/v2/x", method: "GET").serviceId == nil)
+        #expect(billing.permits(send) && smsOnly.permits(send) && !marketing.permits(send) && !ids.permits(send))
+        let other = Operation(channel: "sms", serviceId: "ncp:sms:kr:2:other", method: "GET", target: "/sms/v2/services/ncp:sms:kr:2:other/messages/m")
+        #expect(billing.permits(other) && !smsOnly.permits(other))
+        #expect(ids.permits(Operation(passthrough: "/sms/v2/services/a:b/messages", method: "POST")))
+        // Nothing of a token is kept or shown: not in the description, not in a mirror.
+        #expect(!String(describing: billing).contains("billing-token"))
+        #expect(Mirror(reflecting: billing).children.allSatisfy { $0.label == "name" })
+        #expect(tokens.authenticate("billing-token-0123456789")?.name == "billing")
+        #expect(tokens.authenticate("billing-token-012345678") == nil)
+        var dumped = ""
+        dump(SecretKey("super-secret-value"), to: &dumped)
+        #expect(!dumped.contains("super-secret-value"))
+    }
+
     @Test("a tokens file that changes is picked up without a restart; a broken one keeps the old tokens")
     func reloadOnChange() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sensgate-tokens-\(UUID().uuidString).yaml").path

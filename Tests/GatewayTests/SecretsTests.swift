@@ -110,3 +110,29 @@ struct SecretsTests {
         await mock.stop()
     }
 }
+
+@Suite("Phone masking")
+struct PhoneMaskingTests {
+    @Test(
+        "phone numbers are masked in the formats people write them",
+        arguments: [
+            ("to=01012345678", "to=010********"),
+            ("010-1234-5678", "010-****-****"),
+            ("010.1234.5678", "010.****.****"),
+            ("010 1234 5678", "010 **** ****"),
+            ("(010)1234-5678", "(010)****-****"),
+            ("+82 10 1234 5678", "+82 1* **** ****"),
+            ("+82-10-1234-5678", "+82-1*-****-****"),
+            ("/x?to=010%201234%205678", "/x?to=010%20****%20****"),
+            ("/x?to=010%2E1234%2e5678", "/x?to=010%2E****%2e****"),
+            ("/x?to=%2B821012345678", "/x?to=%2B821*********"),
+        ])
+    func masked(_ text: String, _ expected: String) {
+        #expect(PhoneMasking.mask(text) == expected)
+    }
+
+    @Test("short numbers, dates and times stay", arguments: ["2026-12-01", "12:30:45", "/v1/results/sms/m-1234", "RSMA-1234-5678"])
+    func kept(_ text: String) {
+        #expect(PhoneMasking.mask(text) == text)
+    }
+}

@@ -2,30 +2,30 @@ import Signing
 import Synchronization
 
 /// One internal service allowed to call the gateway.
-public struct Caller: Sendable, Equatable, CustomStringConvertible {
+///
+/// The token itself is not kept: only its SHA-256, which presented tokens are compared with (in constant time, and
+/// of equal length whatever was presented). Neither prints nor reflects (`dump`, `Mirror`) the digest.
+public struct Caller: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
     /// The caller's name, as it appears in logs and metrics.
     public let name: String
-    let token: String
+    let tokenDigest: [UInt8]
     /// Channels the caller may use (`sms`, `brandmessage`, `alimtalk`, `friendtalk`); `nil` for all.
     public let channels: Set<String>?
-    /// Passthrough path prefixes the caller may use (e.g. one service ID); `nil` for any under its channels.
+    /// SENS service IDs the caller may use; `nil` for any.
+    public let serviceIds: Set<String>?
+    /// SENS path prefixes the caller may reach (e.g. one service ID's); `nil` for any under its channels.
     public let prefixes: [String]?
 
+    init(name: String, token: String, channels: Set<String>? = nil, serviceIds: Set<String>? = nil, prefixes: [String]? = nil) {
+        self.name = name
+        self.tokenDigest = SHA256.digest(Array(token.utf8))
+        self.channels = channels
+        self.serviceIds = serviceIds
+        self.prefixes = prefixes
+    }
+
     public var description: String { "Caller(\(self.name))" }
-
-    /// Whether the caller may use a channel.
-    public func allows(channel: String) -> Bool {
-        self.channels?.contains(channel) ?? true
-    }
-
-    /// Whether the caller may send a passthrough request-target.
-    public func allows(passthroughTarget target: String) -> Bool {
-        // "/sms/v2/…" → "sms"
-        let channel = target.utf8.dropFirst().split(separator: UInt8(ascii: "/"), maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
-        guard self.allows(channel: channel) else { return false }
-        guard let prefixes = self.prefixes else { return true }
-        return prefixes.contains { target.utf8.starts(with: $0.utf8) }
-    }
+    public var customMirror: Mirror { Mirror(self, children: ["name": self.name]) }
 }
 
 /// The callers allowed in, read from a YAML file:
@@ -72,6 +72,7 @@ public struct CallerTokens: Sendable {
             }
             let token: String
             var channels: Set<String>? = nil
+            var serviceIds: Set<String>? = nil
             var prefixes: [String]? = nil
             switch value {
             case .scalar(let text):
@@ -85,6 +86,14 @@ public struct CallerTokens: Sendable {
                     }
                     channels = Set(names)
                 }
+                if let list = value["service-ids"] {
+                    guard let ids = Self.texts(list), !ids.isEmpty,
+                        ids.allSatisfy(DeliveryLookup.isServiceId)
+                    else {
+                        throw ConfigurationError("caller \(name) in \(source): service-ids must be a list of SENS service IDs")
+                    }
+                    serviceIds = Set(ids)
+                }
                 if let list = value["prefixes"] {
                     guard let paths = Self.texts(list), !paths.isEmpty,
                         paths.allSatisfy({ path in RequestTarget.passthroughPrefixes.contains { path.hasPrefix($0) } })
@@ -93,18 +102,18 @@ public struct CallerTokens: Sendable {
                     }
                     prefixes = paths
                 }
-                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "prefixes"])
+                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes"])
                 guard unknown.isEmpty else {
                     throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
                 }
             default:
-                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, prefixes")
+                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes")
             }
             guard (16...256).contains(token.utf8.count), token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigurationError("caller \(name) in \(source): the token must be 16 to 256 visible ASCII characters")
             }
             guard seen.insert(token).inserted else { throw ConfigurationError("caller \(name) in \(source) reuses another caller's token") }
-            callers.append(Caller(name: name, token: token, channels: channels, prefixes: prefixes))
+            callers.append(Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes))
         }
         self.callers = callers
     }
@@ -122,11 +131,12 @@ public struct CallerTokens: Sendable {
 
     /// The caller a presented token belongs to.
     ///
-    /// Every token is compared, each in constant time, so the time taken says nothing about which one (or how
-    /// much of one) matched.
+    /// The presented token's digest is compared with every caller's, each in constant time over 32 bytes, so the
+    /// time taken says nothing about which one matched, how much of one, or how long the real tokens are.
     public func authenticate(_ presented: String) -> Caller? {
+        let digest = SHA256.digest(Array(presented.utf8))
         var match: Caller? = nil
-        for caller in self.callers where constantTimeEquals(caller.token, presented) {
+        for caller in self.callers where constantTimeEquals(bytes: caller.tokenDigest, digest) {
             match = caller
         }
         return match

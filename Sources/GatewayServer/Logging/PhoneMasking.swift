@@ -1,7 +1,10 @@
 /// Masks phone numbers in text that goes to logs.
 ///
-/// Any run of digits (hyphens and a leading '+' allowed inside) with 9 or more digits is treated as a phone number:
-/// its first three digits stay, the rest become `*`. Korean mobile numbers have 10–11 digits, 12–13 with `+82`.
+/// A phone number is a run of 9 or more digits, with the separators people write between digit groups: `-`, `.`,
+/// a space, parentheses around a group (`(010)1234-5678`), a leading `+` (`+82 10 …`), and each of these
+/// percent-encoded, as they appear in request-targets (`010%201234%205678`, `010%2E1234%2E5678`). Its first three
+/// digits stay, every later digit becomes `*`. Korean mobile numbers have 10–11 digits, 12–13 with `+82`.
+/// Over-masking (a long version number, say) is the safe side.
 public enum PhoneMasking {
     /// Returns `text` with every phone-number-like run masked.
     public static func mask(_ text: String) -> String {
@@ -13,15 +16,15 @@ public enum PhoneMasking {
                 index += 1
                 continue
             }
-            // Extend over digits and single hyphens between digits.
+            // Extend over digits, and over one separator at a time where a digit follows it.
             var end = index
             var digits = 0
             while end < bytes.count {
                 if isDigit(bytes[end]) {
                     digits += 1
                     end += 1
-                } else if bytes[end] == UInt8(ascii: "-"), end + 1 < bytes.count, isDigit(bytes[end + 1]) {
-                    end += 1
+                } else if let length = separatorLength(bytes, at: end), end + length < bytes.count, startsGroup(bytes, at: end + length) {
+                    end += length
                 } else {
                     break
                 }
@@ -29,15 +32,48 @@ public enum PhoneMasking {
             if digits >= 9 {
                 if output == nil { output = bytes }
                 var kept = 0
-                for position in index..<end where isDigit(bytes[position]) {
-                    kept += 1
-                    if kept > 3 { output?[position] = UInt8(ascii: "*") }
+                var position = index
+                while position < end {
+                    // Digits inside a percent-escape (`%20`) are the separator's, not the number's.
+                    if let length = separatorLength(bytes, at: position), length == 3 {
+                        position += 3
+                        continue
+                    }
+                    if isDigit(bytes[position]) {
+                        kept += 1
+                        if kept > 3 { output?[position] = UInt8(ascii: "*") }
+                    }
+                    position += 1
                 }
             }
             index = end
         }
         guard let output else { return text }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The length of a separator at `index` (1, or 3 for a percent-encoded one), or `nil`.
+    private static func separatorLength(_ bytes: [UInt8], at index: Int) -> Int? {
+        switch bytes[index] {
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: " "), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "+"):
+            return 1
+        case UInt8(ascii: "%") where index + 2 < bytes.count:
+            // %20 space, %2D -, %2E ., %28 (, %29 ), %2B +
+            guard bytes[index + 1] == UInt8(ascii: "2") else { return nil }
+            switch bytes[index + 2] | 0x20 {
+            case UInt8(ascii: "0"), UInt8(ascii: "d"), UInt8(ascii: "e"), UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "b"): return 3
+            default: return nil
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Whether a digit group starts at `index`: a digit, or one more separator then a digit (`) `, `-(`).
+    private static func startsGroup(_ bytes: [UInt8], at index: Int) -> Bool {
+        if isDigit(bytes[index]) { return true }
+        guard let length = separatorLength(bytes, at: index), index + length < bytes.count else { return false }
+        return isDigit(bytes[index + length])
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool {

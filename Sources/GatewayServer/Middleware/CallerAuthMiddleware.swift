@@ -2,8 +2,9 @@ import HTTPTypes
 import Hummingbird
 
 /// With caller tokens configured, lets in only requests that carry a valid one (`Authorization: Bearer …` or
-/// `X-Sensgate-Token`) for a channel and path the caller may use. Health, readiness and metrics stay open for probes
-/// and scrapers.
+/// `X-Sensgate-Token`), and notes the caller. What the caller may then do is decided per operation by the caller
+/// policy (``Caller/permits(_:)``), where each route knows its operations. Health, readiness and metrics stay open
+/// for probes and scrapers.
 struct CallerAuthMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
@@ -19,8 +20,7 @@ struct CallerAuthMiddleware: RouterMiddleware {
 
     /// The caller a request comes from, when caller tokens are configured.
     /// - Returns: The caller, or `nil` when no tokens are configured or the route is open.
-    /// - Throws: ``GatewayError`` `unauthorized` for a missing or unknown token, or a channel or path the caller may
-    ///   not use.
+    /// - Throws: ``GatewayError`` `unauthorized` for a missing or unknown token.
     static func authorize(_ head: HTTPRequest, store: CallerStore) throws(GatewayError) -> Caller? {
         // Without tokens there is nothing to check (and nothing to work out per request).
         guard let tokens = store.tokens else { return nil }
@@ -29,13 +29,6 @@ struct CallerAuthMiddleware: RouterMiddleware {
         guard !Self.open.contains(path) else { return nil }
         guard let presented = Self.token(in: head.headerFields), let caller = tokens.authenticate(presented) else {
             throw GatewayError(.unauthorized, "a valid caller token is required (Authorization: Bearer <token> or X-Sensgate-Token)")
-        }
-        if RequestTarget.isPassthrough(target) {
-            guard caller.allows(passthroughTarget: target) else {
-                throw GatewayError(.unauthorized, "caller \(caller.name) may not use this path")
-            }
-        } else if let channel = Self.resultsChannel(path), !caller.allows(channel: channel) {
-            throw GatewayError(.unauthorized, "caller \(caller.name) may not use channel \(channel)")
         }
         return caller
     }
@@ -46,11 +39,5 @@ struct CallerAuthMiddleware: RouterMiddleware {
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
         }
         return headers[Self.tokenHeader]
-    }
-
-    /// `/v1/results/{channel}…` → channel.
-    static func resultsChannel(_ path: String) -> String? {
-        guard path.hasPrefix("/v1/results/") else { return nil }
-        return path.dropFirst("/v1/results/".count).split(separator: "/").first.map(String.init)
     }
 }

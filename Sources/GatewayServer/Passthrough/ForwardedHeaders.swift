@@ -1,31 +1,19 @@
 public import HTTPTypes
 
-/// Decides which caller headers go upstream.
+/// Decides which caller headers go upstream: an allowlist (PRODUCT.md §4.5).
 ///
-/// Dropped: credentials (`x-ncp-*`, `authorization`, `proxy-authorization`, `cookie`), hop-by-hop headers and any
-/// header the caller's `Connection` names, and headers curl owns (`host`, `content-length`, `expect`). Also
-/// `accept-encoding`, so the body comes back uncompressed and passes through unchanged.
+/// Only `Content-Type`, `Accept`, `Accept-Language` and `User-Agent` are forwarded (the request id is added by the
+/// gateway itself). Everything else a caller sends — credentials, `x-ncp-*` in any spelling, `Forwarded`,
+/// `X-Original-URL`, hop-by-hop headers, `Accept-Encoding` (so bodies pass through uncompressed) — stays at the
+/// gateway: a list of what to drop can always miss a header; a list of what to keep cannot.
 public enum ForwardedHeaders {
-    static let dropped: Set<String> = [
-        "authorization", "proxy-authorization", "cookie", "host", "content-length", "transfer-encoding", "connection",
-        "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect", "accept-encoding", "x-request-id",
-        "x-sensgate-token",
-    ]
+    static let allowed: [HTTPField.Name] = [.contentType, .accept, .acceptLanguage, .userAgent]
 
     /// The (name, value) pairs to forward, names in lower case.
     public static func select(from fields: HTTPFields) -> [(String, String)] {
-        var connectionTokens: Set<String> = []
-        for value in fields[values: .connection] {
-            for token in value.split(separator: ",") {
-                connectionTokens.insert(token.trimmingASCIIWhitespace.lowercased())
-            }
-        }
         var selected: [(String, String)] = []
-        selected.reserveCapacity(fields.count)
-        for field in fields {
-            let name = field.name.canonicalName
-            if name.hasPrefix("x-ncp-") || Self.dropped.contains(name) || connectionTokens.contains(name) { continue }
-            selected.append((name, field.value))
+        for name in Self.allowed {
+            for value in fields[values: name] { selected.append((name.canonicalName, value)) }
         }
         return selected
     }

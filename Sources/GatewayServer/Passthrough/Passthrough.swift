@@ -11,6 +11,8 @@ struct Passthrough: Sendable {
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
+        // Decided before the body is read: a caller refused gets its 401 at once.
+        try context.record.caller?.authorize(Operation(passthrough: request.head.path ?? "", method: request.method.rawValue))
         let body = try await request.wholeBody(upTo: self.maxBodyBytes)
         context.record.bytesIn = body.readableBytes
         let sent = try await self.upstream.send(

@@ -2,7 +2,8 @@
 ///
 /// Only plain origin-form targets (`/path?query`) made of RFC 3986 characters pass. Anything that could make the
 /// upstream see a different path than the one sensgate checked is refused: dot segments, encoded dots, slashes and
-/// backslashes, empty segments, NUL and control bytes, fragments, and over-long targets.
+/// backslashes, `;` (path parameters) and `%25`, empty segments, NUL and control bytes, fragments, and over-long
+/// targets.
 public enum RequestTarget {
     /// Longest request-target accepted, in bytes.
     public static let maxLength = 4096
@@ -46,7 +47,8 @@ public enum RequestTarget {
                 let decoded = high << 4 | low
                 // Encoded NUL/controls anywhere; encoded '.', '/', '\' in the path, which some servers decode into a
                 // different path than the one checked here.
-                if decoded < 0x20 || decoded == 0x7F { return .badEscape }
+                // `%25` (an encoded `%`) anywhere: decoded twice it becomes another escape than the one checked.
+                if decoded < 0x20 || decoded == 0x7F || decoded == UInt8(ascii: "%") { return .badEscape }
                 if !inQuery && (decoded == UInt8(ascii: ".") || decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\")) {
                     return .badEscape
                 }
@@ -81,7 +83,8 @@ public enum RequestTarget {
         return false
     }
 
-    /// RFC 3986 unreserved, sub-delims, ':', '@', and '/' '?' inside the query.
+    /// RFC 3986 unreserved, sub-delims but `;` (path parameters: `/a..;/b` reads as `/b` behind some servers), ':',
+    /// '@', and '/' '?' inside the query.
     private static func isAllowed(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -89,7 +92,7 @@ public enum RequestTarget {
         case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             true
         case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "="):
             true
         case UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "/"), UInt8(ascii: "?"):
             true

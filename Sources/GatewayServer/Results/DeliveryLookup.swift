@@ -35,6 +35,11 @@ struct DeliveryLookup: Sendable {
             }
         }
 
+        /// What the lookup does at SENS, for the caller policy.
+        var operation: Operation {
+            Operation(channel: self.channel.rawValue, serviceId: self.serviceId, method: "GET", target: self.target)
+        }
+
         /// Where a single message's result is cached; `nil` for a whole request's, which is never cached.
         var cacheKey: ResultCache.Key? {
             guard case .message(let id) = self.key else { return nil }
@@ -49,6 +54,7 @@ struct DeliveryLookup: Sendable {
         let channel = try Self.channel(context.parameters.get("channel"))
         let messageId = try Self.identifier(context.parameters.get("messageId"), name: "messageId")
         let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
+        try context.record.caller?.authorize(lookup.operation)
         let entry = try await self.message(lookup, requestID: context.requestID, record: context.record).get()
         self.count(entry.result, record: context.record)
         return Self.response(entry.body(includeRaw: Self.includeRaw(request)))
@@ -63,6 +69,7 @@ struct DeliveryLookup: Sendable {
         let lookup = Lookup(
             channel: channel, key: .request(try Self.identifier(requestId, name: "requestId")),
             serviceId: try self.serviceId(request, channel: channel))
+        try context.record.caller?.authorize(lookup.operation)
         let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
         var json = JSONWriter(capacity: 1024 * max(1, results.count) + raw.count)
         json.beginObject()
@@ -104,12 +111,15 @@ struct DeliveryLookup: Sendable {
         }
         let caller = context.record.caller
         let lookups = items.enumerated().map { index, item -> Result<Lookup, GatewayError> in
-            let lookup = self.batchItem(item, index: index)
-            // A caller limited to some channels gets an error item for the others.
-            if case .success(let valid) = lookup, let caller, !caller.allows(channel: valid.channel.rawValue) {
-                return .failure(GatewayError(.unauthorized, "caller \(caller.name) may not use channel \(valid.channel.rawValue)"))
+            // Each item is decided by the caller policy on its own: an error item where the caller may not look.
+            self.batchItem(item, index: index).flatMap { lookup in
+                do throws(GatewayError) {
+                    try caller?.authorize(lookup.operation)
+                    return .success(lookup)
+                } catch {
+                    return .failure(error)
+                }
             }
-            return lookup
         }
         let requestID = context.requestID
         let outcomes = await withTaskGroup(of: (Int, Result<ResultCache.Entry, GatewayError>).self) { group in
@@ -293,12 +303,15 @@ struct DeliveryLookup: Sendable {
         guard let serviceId = given ?? self.configuration.defaultServiceID(for: channel.rawValue) else {
             throw GatewayError(.invalidRequest, "no serviceId given and no default \(channel.rawValue) service ID configured")
         }
-        guard !serviceId.isEmpty, serviceId.utf8.count <= 200,
-            serviceId.utf8.allSatisfy({ Self.isIdentifierByte($0) || $0 == UInt8(ascii: ":") })
-        else {
+        guard Self.isServiceId(serviceId) else {
             throw GatewayError(.invalidRequest, "serviceId must be a SENS service ID such as ncp:sms:kr:123456789012:name")
         }
         return serviceId
+    }
+
+    /// A SENS service ID: 1–200 of the identifier characters and `:` (`ncp:sms:kr:123456789012:name`).
+    static func isServiceId(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 200 && text.utf8.allSatisfy { Self.isIdentifierByte($0) || $0 == UInt8(ascii: ":") }
     }
 
     static func isIdentifierByte(_ byte: UInt8) -> Bool {
