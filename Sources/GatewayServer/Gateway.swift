@@ -87,11 +87,14 @@ public struct Gateway: Sendable {
 
     /// Re-reads the secret key file and the caller tokens file, where configured: key rotation and caller changes
     /// without a restart. A file that cannot be read or parsed leaves what is in force unchanged.
+    /// - Parameters:
+    ///   - secretKey: Whether to re-read the secret key (on `SIGHUP`; not when only the tokens file changed).
+    ///   - readFile: Reads a file's text (tests inject failures).
     /// - Throws: ``ConfigurationError`` for the first file that could not be used (the other is still reloaded).
-    public func reload(readFile: ((String) throws -> String)? = nil) throws(ConfigurationError) {
+    public func reload(secretKey: Bool = true, readFile: ((String) throws -> String)? = nil) throws(ConfigurationError) {
         let readFile = readFile ?? ConfigurationLoader.readTextFile
         var firstError: ConfigurationError? = nil
-        if let path = self.configuration.secretKeyFile {
+        if secretKey, let path = self.configuration.secretKeyFile {
             do throws(ConfigurationError) {
                 let key = try ConfigurationLoader.readSecretKey(path: path, readFile: readFile)
                 self.credentials.replace(with: Signer(accessKey: self.configuration.accessKey, secretKey: key))

@@ -31,6 +31,12 @@ public enum Fault: Sendable, Equatable {
     case html
     /// Bytes that are not HTTP at all, then close.
     case notHTTP
+    /// A 200 with a well-formed SMS result for another message than the one asked for.
+    case otherMessage
+    /// A 200 with a well-formed SMS result for `fault-bom`, preceded by a UTF-8 byte-order mark.
+    case byteOrderMark
+    /// A 200 with a well-formed SMS result whose text holds a byte that is not UTF-8.
+    case notUTF8
 
     /// Parses the fault named by a message id of the form `fault-<name>[-<number>]` (e.g. `fault-status-503`,
     /// `fault-delay-2000`), so tests and operators can trigger a fault through any route, `/v1` lookups included.
@@ -49,6 +55,9 @@ public enum Fault: Sendable, Equatable {
         case "wrongshape": self = .wrongShape
         case "html": self = .html
         case "nothttp": self = .notHTTP
+        case "othermessage": self = .otherMessage
+        case "bom": self = .byteOrderMark
+        case "notutf8": self = .notUTF8
         default: return nil
         }
     }
@@ -357,6 +366,15 @@ final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .html:
                 self.write(status: 200, contentType: "text/html", body: Array("<html><body>Service Unavailable</body></html>".utf8),
                            extra: [], keepAlive: keepAlive, context: context)
+            case .otherMessage, .byteOrderMark, .notUTF8:
+                let (prefix, id, text): ([UInt8], String, [UInt8]) = switch fault {
+                case .byteOrderMark: ([0xEF, 0xBB, 0xBF], "fault-bom", Array("ok".utf8))
+                case .notUTF8: ([], "fault-notutf8", [0x6F, 0xFF, 0x6B])
+                default: ([], "someone-elses-message", Array("ok".utf8))
+                }
+                let body = prefix + Array(#"{"statusCode":"200","statusName":"success","messages":[{"messageId":"\#(id)","requestId":"RSMA-fault","status":"COMPLETED","statusCode":"0","statusName":"success","content":""#.utf8)
+                    + text + Array(#""}]}"#.utf8)
+                self.write(status: 200, contentType: "application/json", body: body, extra: [], keepAlive: keepAlive, context: context)
             case .notHTTP:
                 // Written below the HTTP encoder, straight to the socket.
                 if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {

@@ -367,6 +367,37 @@ struct CallerTokenTests {
         }
     }
 
+    @Test("a change to the tokens file reloads the tokens only, never the secret key (that waits for SIGHUP)")
+    func tokensChangeKeepsKey() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sensgate-reload-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tokens = directory.appendingPathComponent("tokens.yaml").path
+        let key = directory.appendingPathComponent("secret").path
+        try "svc: first-token-0123456789ab\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try TestGateway.secret.write(toFile: key, atomically: true, encoding: .utf8)
+        try await TestGateway.run(configure: {
+            $0.callerTokensFile = tokens
+            $0.secretKeyFile = key
+            $0.callerTokens = try? CallerTokens(yaml: "svc: first-token-0123456789ab\n", source: tokens)
+        }) { gw in
+            let target = "/sms/v2/services/\(Fixtures.smsServiceID)/messages/sms-delivered-0001"
+            // A wrong key lands in the key file, then the tokens file changes.
+            try "a-wrong-secret".write(toFile: key, atomically: true, encoding: .utf8)
+            try "svc: second-token-0123456789a\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+            let second = [("Authorization", "Bearer second-token-0123456789a")]
+            var switched = false
+            for _ in 0..<100 where !switched {
+                try await Task.sleep(for: .milliseconds(100))
+                switched = try await gw.send("GET", target, headers: second).status != 401
+            }
+            #expect(switched)
+            // Still signed with the key in force: SENS (the mock) accepts the signature.
+            #expect(try await gw.send("GET", target, headers: second).status == 200)
+            #expect(gw.mock.receivedRequests.last?.signatureValid == true)
+        }
+    }
+
     @Test("bad token files are refused with a clear reason that never shows a token", arguments: [
         "svc: short", "svc: [a, b]", "\"bad name\": token-0123456789abcdef", "a: same-token-0123456789\nb: same-token-0123456789",
         "svc:\n  token: token-0123456789abcdef\n  channels: [fax]", "svc:\n  token: token-0123456789abcdef\n  prefixes: [/admin/]",

@@ -178,6 +178,27 @@ struct ResultsRouteTests {
         }
     }
 
+    @Test("a result for another message than the one asked for is refused and never cached; a BOM is dropped, non-UTF-8 refused")
+    func answersForTheMessageAskedFor() async throws {
+        try await TestGateway.run(configure: { $0.cacheTTL = .seconds(60) }) { gw in
+            for _ in 0..<2 {
+                let other = try await gw.send("GET", "/v1/results/sms/fault-othermessage")
+                #expect(other.status == 502)
+                #expect(try other.error().code == "upstream_malformed")
+            }
+            // Not cached: both lookups reached SENS.
+            #expect(gw.mock.receivedRequests.count == 2)
+            let bom = try await gw.send("GET", "/v1/results/sms/fault-bom?include=raw")
+            #expect(bom.status == 200)
+            let json = try bom.json()  // valid JSON, `raw` included
+            #expect(json["messageId"] as? String == "fault-bom")
+            #expect((json["raw"] as? [String: Any])?["statusCode"] as? String == "200")
+            let notUTF8 = try await gw.send("GET", "/v1/results/sms/fault-notutf8?include=raw")
+            #expect(notUTF8.status == 502)
+            #expect(try notUTF8.error().code == "upstream_malformed")
+        }
+    }
+
     @Test("SENS's 429 Retry-After is passed on")
     func retryAfter() async throws {
         try await TestGateway.run(configure: { $0.retryPolicy.maxRetries = 0 }) { gw in

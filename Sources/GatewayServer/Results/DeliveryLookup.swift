@@ -161,87 +161,47 @@ struct DeliveryLookup: Sendable {
 
     // MARK: Upstream
 
-    /// Where a lookup's work after SENS answered runs (normalizing, writing JSON): the caller's event loop, or a task —
-    /// never the upstream client's own thread, which every call shares.
-    typealias Hop = @Sendable (_ work: @escaping @Sendable () -> Void) -> Void
-
-    /// Runs the work in a new task, for callers that are tasks themselves.
-    static let inTask: Hop = { work in Task { work() } }
-
-    /// One message's result: from the cache, from a lookup already in flight for the same message, or from SENS.
+    /// One message's result: from the cache, from a lookup already in flight for the same message, or from SENS
+    /// (then cached if final). Only a result for the message asked for is returned or cached.
     func message(_ lookup: Lookup, requestID: String, record: RequestRecord) async -> Result<ResultCache.Entry, GatewayError> {
-        await withCheckedContinuation { continuation in
-            self.message(lookup, requestID: requestID, record: record, hop: Self.inTask) { continuation.resume(returning: $0) }
+        guard let key = lookup.cacheKey, case .message(let messageId) = lookup.key else {
+            return .failure(GatewayError(.internalError, "not a message lookup"))
         }
-    }
-
-    /// One message's result, as ``message(_:requestID:record:)``, without a task: `completion` runs once, on the hop of
-    /// whichever caller led the shared lookup (or at once, for a cache hit).
-    func message(
-        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
-        completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
-    ) {
-        if let hit = self.cached(lookup) {
-            completion(.success(hit))
-        } else {
-            self.fetchMessage(lookup, requestID: requestID, record: record, hop: hop, completion: completion)
+        if let hit = self.cache.get(key) {
+            self.metrics.recordCache(outcome: "hit")
+            return .success(hit)
         }
-    }
-
-    /// A single message's result from the cache (counted as a hit), or `nil`.
-    func cached(_ lookup: Lookup) -> ResultCache.Entry? {
-        guard let key = lookup.cacheKey, let hit = self.cache.get(key) else { return nil }
-        self.metrics.recordCache(outcome: "hit")
-        return hit
-    }
-
-    /// A single message's result once the cache has missed: from a lookup already in flight for the same message, or
-    /// from SENS (then cached if final). `completion` runs as for ``message(_:requestID:record:hop:completion:)``.
-    func fetchMessage(
-        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
-        completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
-    ) {
-        guard let key = lookup.cacheKey else {
-            completion(.failure(GatewayError(.internalError, "not a message lookup")))
-            return
-        }
-        self.coalescer.run(key) { outcome, shared in
-            self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
-            completion(outcome)
-        } operation: { done in
-            self.fetch(lookup, requestID: requestID, record: record, hop: hop) { fetched in
-                done(fetched.flatMap { results, raw in
-                    guard let result = results.first else {
-                        return .failure(GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus))
-                    }
-                    var json = JSONWriter(capacity: 1024)
-                    result.write(into: &json)
-                    let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
-                    self.cache.put(key, entry)
-                    return .success(entry)
-                })
+        let (outcome, shared) = await self.coalescer.run(key) { () async -> Result<ResultCache.Entry, GatewayError> in
+            do throws(GatewayError) {
+                let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
+                guard let result = results.first(where: { $0.messageId == messageId }) else {
+                    return .failure(
+                        results.isEmpty
+                            ? GatewayError(.notFound, "SENS returned no such message", upstreamStatus: record.upstreamStatus)
+                            : GatewayError(.upstreamMalformed, "SENS answered with another message than the one asked for", upstreamStatus: 200))
+                }
+                var json = JSONWriter(capacity: 1024)
+                result.write(into: &json)
+                let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
+                self.cache.put(key, entry)
+                return .success(entry)
+            } catch {
+                return .failure(error)
             }
         }
+        self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
+        return outcome
     }
 
-    /// Looks results up in SENS and normalizes them.
+    /// Looks results up in SENS and normalizes them (in the calling task, never on the upstream client's thread).
     /// - Returns: The results and SENS's body (for `include=raw`).
     func fetch(_ lookup: Lookup, requestID: String, record: RequestRecord) async throws(GatewayError) -> ([DeliveryResult], [UInt8]) {
-        try await withCheckedContinuation { continuation in
-            self.fetch(lookup, requestID: requestID, record: record, hop: Self.inTask) { continuation.resume(returning: $0) }
-        }.get()
-    }
-
-    /// Looks results up in SENS and normalizes them, without a task; `completion` runs on `hop`.
-    func fetch(
-        _ lookup: Lookup, requestID: String, record: RequestRecord, hop: @escaping Hop,
-        completion: @escaping @Sendable (Result<([DeliveryResult], [UInt8]), GatewayError>) -> Void
-    ) {
         let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
-        // Not cancellable: callers of other connections may share this lookup.
-        self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { sent in
-            hop { completion(sent.flatMap { self.normalize($0, lookup: lookup) }) }
+        // Not cancelled with the calling task: callers of other connections may share this lookup.
+        let sent = await withCheckedContinuation { continuation in
+            self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { continuation.resume(returning: $0) }
         }
+        return try sent.flatMap { self.normalize($0, lookup: lookup) }.get()
     }
 
     /// SENS's answer as delivery results, or the error it amounts to.
@@ -252,7 +212,12 @@ struct DeliveryLookup: Sendable {
         if let contentType = response.contentType, !contentType.lowercased().contains("json") {
             return .failure(GatewayError(.upstreamMalformed, "SENS answered with \(Self.printable(contentType)), not JSON", upstreamStatus: 200))
         }
-        let body = Array(response.body.readableBytesView)
+        var body = Array(response.body.readableBytesView)
+        // A UTF-8 byte-order mark is dropped (the body is embedded as JSON under `raw`); anything not UTF-8 is refused.
+        if body.starts(with: [0xEF, 0xBB, 0xBF]) { body.removeFirst(3) }
+        guard String(validating: body, as: UTF8.self) != nil else {
+            return .failure(GatewayError(.upstreamMalformed, "SENS's answer is not UTF-8", upstreamStatus: 200))
+        }
         do {
             return .success((try self.normalizer.normalize(channel: lookup.channel, serviceId: lookup.serviceId, body: body), body))
         } catch {

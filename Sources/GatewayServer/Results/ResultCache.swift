@@ -153,27 +153,36 @@ final class ResultCache: Sendable {
     }
 }
 
-/// Lets identical concurrent operations share one run: the first caller runs it, the others get its value.
+/// Lets identical concurrent operations share one run: the first caller runs it in its own task, the others wait
+/// for its value.
 final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    typealias Waiter = @Sendable (Value, _ shared: Bool) -> Void
-    private let waiting = Mutex<[Key: [Waiter]]>([:])
+    private let waiting = Mutex<[Key: [CheckedContinuation<Value?, Never>]]>([:])
 
-    /// Runs `operation` for `key`, or joins the run already in flight for it. `completion` runs once, with the value
-    /// and whether it came from another caller's run, on the thread that finished the run.
-    func run(_ key: Key, completion: @escaping Waiter, operation: (_ done: @escaping @Sendable (Value) -> Void) -> Void) {
-        let leader = self.waiting.withLock { waiting -> Bool in
-            if waiting[key] != nil {
-                waiting[key]?.append(completion)
-                return false
-            }
+    /// Runs `operation` for `key`, or joins the run already in flight for it.
+    /// - Returns: The value, and whether it came from another caller's run.
+    func run(_ key: Key, operation: () async -> Value) async -> (Value, shared: Bool) {
+        let leads = self.waiting.withLock { waiting -> Bool in
+            guard waiting[key] == nil else { return false }
             waiting[key] = []
             return true
         }
-        guard leader else { return }
-        operation { value in
-            let waiters = self.waiting.withLock { $0.removeValue(forKey: key) ?? [] }
-            completion(value, false)
-            for waiter in waiters { waiter(value, true) }
+        if !leads {
+            // Joined under the lock, so the run cannot finish between the check and the wait; if it has finished
+            // meanwhile, this caller runs the operation itself.
+            let joined: Value? = await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
+                let waits = self.waiting.withLock { waiting -> Bool in
+                    guard waiting[key] != nil else { return false }
+                    waiting[key]?.append(continuation)
+                    return true
+                }
+                if !waits { continuation.resume(returning: nil) }
+            }
+            if let joined { return (joined, true) }
+            return await self.run(key, operation: operation)
         }
+        let value = await operation()
+        let waiters = self.waiting.withLock { $0.removeValue(forKey: key) ?? [] }
+        for waiter in waiters { waiter.resume(returning: value) }
+        return (value, false)
     }
 }

@@ -25,7 +25,8 @@ struct ReloadService: Service {
                         let now = Self.modification(of: path)
                         if now != last {
                             last = now
-                            try? self.gateway.reload()
+                            // The tokens file changed: only it is re-read (a key rotation waits for SIGHUP).
+                            try? self.gateway.reload(secretKey: false)
                         }
                     }
                 }
