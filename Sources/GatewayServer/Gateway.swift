@@ -150,10 +150,10 @@ public struct Gateway: Sendable {
         }
         router.get("/readyz") { _, _ in
             guard upstream.isAccepting else { return Self.json(.serviceUnavailable, #"{"status":"shutting down"}"#) }
-            switch breaker.phase {
-            case .closed: return Self.json(.ok, #"{"status":"ready"}"#)
-            case .open, .probing: return Self.json(.serviceUnavailable, #"{"status":"upstream unreachable","circuit":"open"}"#)
+            guard !breaker.isRefusing() else {
+                return Self.json(.serviceUnavailable, #"{"status":"upstream unreachable","circuit":"open"}"#)
             }
+            return Self.json(.ok, #"{"status":"ready"}"#)
         }
         router.get("/metrics") { _, _ in
             metrics.recordCircuitState(breaker.phase.gaugeValue)
@@ -172,9 +172,7 @@ public struct Gateway: Sendable {
             responder: self.buildRouter().buildResponder(),
             server: .gatewayHTTP1(
                 idleTimeout: .seconds(75),
-                limits: ConnectionLimits(
-                    clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections,
-                    maxBodyBytes: self.configuration.maxBodyBytes)),
+                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections)),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,

@@ -98,7 +98,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     /// `upstream_outcome_unknown`, class `unknown` (504 after a timeout, else 502): it may have been sent, so it must
     /// not be retried blindly. curl's own text stays in the log, not in the answer.
     public init(upstream error: UpstreamError, method: String) {
-        let isSend = method != "GET" && method != "HEAD"
+        let isSend = !UpstreamRequest.isRepeatable(method: method)
         if isSend, error.mayHaveReachedUpstream, error.kind != .invalidRequest {
             self.init(
                 .upstreamOutcomeUnknown,

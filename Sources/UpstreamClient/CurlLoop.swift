@@ -273,7 +273,7 @@ final class CurlLoop: @unchecked Sendable {
             // that read a send and then dropped the connection looks the same as one that closed it idle, so only
             // idempotent requests may be rewound: a send whose body left is never sent twice (its failure is then an
             // unknown outcome, not a second SMS).
-            transfer.rewindable = method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE"
+            transfer.rewindable = UpstreamRequest.isRepeatable(method: method)
             _ = sg_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
             _ = sg_easy_setopt_seek(easy, CURLOPT_SEEKFUNCTION, curlSeekCallback)
             _ = sg_easy_setopt_long(easy, CURLOPT_POST, 1)

@@ -28,6 +28,15 @@ public struct UpstreamRequest: Sendable {
     }
 }
 
+extension UpstreamRequest {
+    /// Whether a request of `method` may be sent twice without harm: `GET` and `HEAD`, which only read. Everything
+    /// else is a send (SENS's `PUT` and `DELETE` change state too). The one definition retries, curl's rewinding, the
+    /// in-flight caps and the error a caller sees all use.
+    public static func isRepeatable(method: String) -> Bool {
+        method == "GET" || method == "HEAD"
+    }
+}
+
 /// The upstream's answer: status, content type and body, untouched.
 public struct UpstreamResponse: Sendable {
     /// HTTP status code.

@@ -117,6 +117,53 @@ struct HTTPExchangeTests {
         }
     }
 
+    @Test("Expect: 100-continue from a caller without a token gets its 401 at once, never a 100")
+    func expectContinueUnauthorized() async throws {
+        try await TestGateway.run(configure: { $0.callerTokens = try? CallerTokens(yaml: "svc: svc-token-0123456789ab\n", source: "test") }) { gw in
+            let connection = try await RawConnection(port: gw.port)
+            try await connection.write(
+                "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n")
+            let answer = try await connection.readResponse()
+            #expect(answer.status == 401)
+            #expect(answer.header("connection") == "close")
+            try await connection.waitUntilClosed()
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("a pipelined request waiting behind an answer slower than the client timeout is not cut off, nor is that answer")
+    func waitingBehindSlowAnswer() async throws {
+        try await TestGateway.run(configure: { $0.clientTimeout = .milliseconds(500) }) { gw in
+            let slow = "GET /sms/v2/services/\(Self.sms)/messages/fault-delay-1500 HTTP/1.1\r\nHost: x\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, slow + Self.send(id: "behind"), count: 2, timeout: .seconds(20))
+            #expect(responses.map(\.status) == [404, 202])
+            #expect(responses.last?.header("x-request-id") == "behind")
+        }
+    }
+
+    @Test("a large answer on a connection that closes after it arrives whole")
+    func largeAnswerThenClose() async throws {
+        try await TestGateway.run { gw in
+            let request = "GET /sms/v2/services/\(Self.sms)/messages/fault-huge-3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, request, count: 1, untilClosed: true, timeout: .seconds(20))
+            #expect(responses.count == 1)
+            #expect(responses.first?.status == 200)
+            #expect(responses.first.map { $0.body.count > 3_000_000 && String($0.body.count) == $0.header("content-length") } == true)
+        }
+    }
+
+    @Test("a chunked body cut off mid-way is never forwarded")
+    func chunkedCut() async throws {
+        try await TestGateway.run { gw in
+            let head = "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nX-Request-Id: chunk-cut\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            try await RawHTTP.sendAndClose(port: gw.port, head + "10\r\n{\"type\":\"SMS\",\"fr\r\n")
+            try await waitFor { gw.logs.all.contains { $0.contains("chunk-cut") && $0.contains(#""msg":"request""#) } }
+            #expect(gw.mock.receivedRequests.isEmpty)
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(metrics.contains("sensgate_http_requests_in_flight 1"))
+        }
+    }
+
     @Test("Expect: 100-continue with a body over the limit gets 413 at once, and the connection ends")
     func expectContinueTooLarge() async throws {
         try await TestGateway.run(configure: { $0.maxBodyBytes = 1000 }) { gw in
@@ -204,6 +251,109 @@ struct HTTPExchangeTests {
             try await connection.waitUntilClosed()
             #expect(gw.mock.receivedRequests.isEmpty)
         }
+    }
+}
+
+/// The exchange state machine alone, without sockets.
+@Suite("HTTP/1.1 exchange state machine")
+struct ExchangesTests {
+    typealias Exchanges = ExchangeGuardHandler.Exchanges
+
+    static func head(
+        http11: Bool = true, hosts: Int = 1, keepAlive: Bool = true, originForm: Bool = true, connect: Bool = false, upgrade: Bool = false,
+        expect: Bool = false
+    ) -> Exchanges.Head {
+        Exchanges.Head(
+            isOriginForm: originForm, isHTTP11: http11, hostCount: hosts, keepAlive: keepAlive, isConnect: connect, opensTunnel: connect || upgrade,
+            expectsContinue: expect)
+    }
+
+    @Test("refusals: not origin-form, CONNECT, HTTP/1.1 without exactly one Host; HTTP/1.0 needs none")
+    func refusals() {
+        var machine = Exchanges()
+        let step1 = machine.receivedHead(Self.head(originForm: false))
+        #expect(step1.rejection == .notOriginForm)
+        let step2 = machine.receivedHead(Self.head(connect: true))
+        #expect(step2.rejection == .notOriginForm)
+        let step3 = machine.receivedHead(Self.head(hosts: 0))
+        #expect(step3.rejection == .host)
+        let step4 = machine.receivedHead(Self.head(hosts: 2))
+        #expect(step4.rejection == .host)
+        let step5 = machine.receivedHead(Self.head(http11: false, hosts: 0))
+        #expect(step5.rejection == nil)
+    }
+
+    @Test("100 Continue: when the route asks and every earlier answer is out; a final answer without it ends the connection")
+    func continueRules() {
+        var machine = Exchanges()
+        // Alone on the connection: at once.
+        let step6 = machine.receivedHead(Self.head(expect: true))
+        #expect(step6.armTimer)
+        let step7 = machine.bodyWanted()
+        #expect(step7)
+        let step8 = machine.bodyWanted()
+        #expect(!step8)  // once
+        machine.receivedEnd()
+        let step9 = machine.writingFinalHead(saysClose: false)
+        #expect(!step9)
+        let step10 = machine.writingEnd()
+        #expect(step10 == .none)
+        // Behind an owed answer: deferred until that answer's end, and the timer starts then.
+        _ = machine.receivedHead(Self.head())
+        machine.receivedEnd()
+        let step11 = machine.receivedHead(Self.head(expect: true))
+        #expect(step11.armTimer == false)
+        let step12 = machine.bodyWanted()
+        #expect(!step12)
+        let step13 = machine.writingFinalHead(saysClose: false)
+        #expect(!step13)
+        let step14 = machine.writingEnd()
+        #expect(step14 == .nextRequest(sendContinue: true))
+        machine.receivedEnd()
+        _ = machine.writingFinalHead(saysClose: false)
+        let step15 = machine.writingEnd()
+        #expect(step15 == .none)
+        // Refused before the route asked: the connection ends after the answer.
+        _ = machine.receivedHead(Self.head(expect: true))
+        let step16 = machine.writingFinalHead(saysClose: false)
+        #expect(step16)
+        let step17 = machine.writingEnd()
+        #expect(step17 == .close)
+    }
+
+    @Test("Connection: close, HTTP/1.0 without keep-alive, tunnels and an answer that says close end the connection after it")
+    func closing() {
+        for head in [Self.head(keepAlive: false), Self.head(http11: false, keepAlive: false), Self.head(upgrade: true)] {
+            var machine = Exchanges()
+            let step18 = machine.receivedHead(head)
+            #expect(step18.closesConnection)
+            machine.receivedEnd()
+            let step19 = machine.writingFinalHead(saysClose: false)
+            #expect(step19)
+            let step20 = machine.writingEnd()
+            #expect(step20 == .close)
+        }
+        var machine = Exchanges()
+        _ = machine.receivedHead(Self.head())
+        machine.receivedEnd()
+        let step21 = machine.writingFinalHead(saysClose: true)
+        #expect(step21)
+        let step22 = machine.writingEnd()
+        #expect(step22 == .close)
+        // Pipelined: only the last answer says close.
+        var pipelined = Exchanges()
+        _ = pipelined.receivedHead(Self.head())
+        pipelined.receivedEnd()
+        _ = pipelined.receivedHead(Self.head(keepAlive: false))
+        pipelined.receivedEnd()
+        let step23 = pipelined.writingFinalHead(saysClose: false)
+        #expect(!step23)
+        let step24 = pipelined.writingEnd()
+        #expect(step24 == .none)
+        let step25 = pipelined.writingFinalHead(saysClose: false)
+        #expect(step25)
+        let step26 = pipelined.writingEnd()
+        #expect(step26 == .close)
     }
 }
 

@@ -36,11 +36,14 @@ struct SENSClientTests {
             #expect(fast.text.contains("failing fast"))
             #expect(try await gw.send("GET", "/readyz").status == 503)
             #expect(try await Self.circuitState(gw) == "1")
+            // Once the cooldown is over the gateway is ready again with no call made (a readiness probe that kept it
+            // out of its Service would leave it no call to probe with).
+            try await Task.sleep(for: .milliseconds(1600))
+            #expect(try await gw.send("GET", "/readyz").status == 200)
 
             // SENS back but too slow to answer: the probe times out after it was sent.
             _ = try await gw.mock.start(port: mockPort)
             gw.mock.injectFault(.delay(milliseconds: 3000))
-            try await Task.sleep(for: .milliseconds(1600))  // the cooldown the test configured, not a guess at timing
             let probe = try await gw.send("GET", Self.lookup)
             #expect(try probe.error().code == "upstream_timeout")
             // Not stuck half-open: open again, and after the cooldown the next call probes.
@@ -86,8 +89,8 @@ struct SENSClientTests {
 
     @Test("a send that times out or is cut after it left is upstream_outcome_unknown, class unknown, and not retried")
     func sendOutcomeUnknown() async throws {
-        try await TestGateway.run(configure: { $0.upstreamTimeout = .milliseconds(600) }) { gw in
-            gw.mock.injectFault(.delay(milliseconds: 3000))
+        try await TestGateway.run(configure: { $0.upstreamTimeout = .milliseconds(1500) }) { gw in
+            gw.mock.injectFault(.delay(milliseconds: 5000))
             let timedOut = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: "{}")
             #expect(timedOut.status == 504)
             let error = try timedOut.error()
@@ -100,7 +103,7 @@ struct SENSClientTests {
             #expect(try reset.error().code == "upstream_outcome_unknown")
             #expect(gw.mock.receivedRequests.count == 1)
             // A lookup that times out stays an ordinary, retryable timeout.
-            gw.mock.injectFault(.delay(milliseconds: 3000), count: 5)
+            gw.mock.injectFault(.delay(milliseconds: 5000), count: 5)
             let lookup = try await gw.send("GET", Self.lookup)
             #expect(try lookup.error().code == "upstream_timeout")
             #expect(try lookup.error().retryable)

@@ -19,17 +19,21 @@ public final class LogWriter: Sendable {
     /// The process's standard output, started on first use.
     public static let standardOutput = LogWriter(descriptor: STDOUT_FILENO)
 
-    private struct Buffer {
-        var pending: [UInt8] = []
-        /// The writer thread holds a batch it has not finished writing.
-        var writing = false
+    /// Where the writer stands; the condition's value, so that waiting for a state is one wait, not a poll.
+    private enum Phase: Equatable {
+        /// Nothing buffered, nothing being written.
+        case idle
+        /// Lines wait for the writer thread.
+        case pending
+        /// The writer thread is writing a batch; nothing else is buffered.
+        case writing
     }
 
     private let descriptor: Int32
     private let capacity: Int
-    /// `true` when lines wait for the writer thread. Guards ``buffer``.
-    private let condition = ConditionLock<Bool>(value: false)
-    private nonisolated(unsafe) var buffer = Buffer()
+    /// Guards ``pending``; its value is the writer's ``Phase``.
+    private let condition = ConditionLock<Phase>(value: .idle)
+    private nonisolated(unsafe) var pending: [UInt8] = []
     private let dropped = Atomic<Int>(0)
     /// One thread of its own (NIO's thread pool), which the writer occupies for the life of the process.
     private let thread = NIOThreadPool(numberOfThreads: 1)
@@ -47,45 +51,42 @@ public final class LogWriter: Sendable {
     /// Hands one whole line (with its newline) to the writer; never blocks on the descriptor.
     public func write(_ line: [UInt8]) {
         self.condition.lock()
-        guard self.buffer.pending.count + line.count <= self.capacity else {
-            self.condition.unlock(withValue: !self.buffer.pending.isEmpty)
+        guard self.pending.count + line.count <= self.capacity else {
+            self.condition.unlock()
             self.dropped.wrappingAdd(1, ordering: .relaxed)
             return
         }
-        self.buffer.pending.append(contentsOf: line)
-        self.condition.unlock(withValue: true)
+        let wasEmpty = self.pending.isEmpty
+        self.pending.append(contentsOf: line)
+        // Only the line that finds the buffer empty wakes the writer; under load one wake carries many lines.
+        if wasEmpty {
+            self.condition.unlock(withValue: .pending)
+        } else {
+            self.condition.unlock()
+        }
     }
 
     /// Lines dropped because the buffer was full (the consumer was too slow) or the descriptor failed.
     public var droppedLines: Int { self.dropped.load(ordering: .relaxed) }
 
-    /// Waits until every line handed over so far has been written (at exit), at most about `limit`.
+    /// Waits until every line handed over so far has been written (at exit), at most `limit`.
     public func flush(limit: Duration = .seconds(2)) {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            self.condition.lock()
-            let done = self.buffer.pending.isEmpty && !self.buffer.writing
-            self.condition.unlock(withValue: !self.buffer.pending.isEmpty)
-            if done { return }
-            usleep(1000)
-        }
+        if self.condition.lock(whenValue: .idle, timeoutSeconds: limit.secondsValue) { self.condition.unlock() }
     }
 
     private func run() {
         var batch: [UInt8] = []
         while true {
-            self.condition.lock(whenValue: true)
-            swap(&batch, &self.buffer.pending)
-            self.buffer.writing = true
-            self.condition.unlock(withValue: false)
+            self.condition.lock(whenValue: .pending)
+            swap(&batch, &self.pending)
+            self.condition.unlock(withValue: .writing)
             if !self.writeAll(batch) {
                 // The descriptor failed (closed pipe, full disk): those lines are lost; count them.
                 self.dropped.wrappingAdd(batch.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }, ordering: .relaxed)
             }
             batch.removeAll(keepingCapacity: batch.capacity <= 1 << 20)
             self.condition.lock()
-            self.buffer.writing = false
-            self.condition.unlock(withValue: !self.buffer.pending.isEmpty)
+            self.condition.unlock(withValue: self.pending.isEmpty ? .idle : .pending)
         }
     }
 

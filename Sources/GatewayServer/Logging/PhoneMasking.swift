@@ -8,7 +8,13 @@
 public enum PhoneMasking {
     /// Returns `text` with every phone-number-like run masked.
     public static func mask(_ text: String) -> String {
-        let bytes = Array(text.utf8)
+        // Read in place (no copy for the usual native string); a copy is made only when there is something to mask.
+        let masked = text.utf8.withContiguousStorageIfAvailable { Self.masked($0) } ?? Array(text.utf8).withUnsafeBufferPointer { Self.masked($0) }
+        return masked ?? text
+    }
+
+    /// The masked text, or `nil` when nothing looks like a phone number.
+    private static func masked(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         var output: [UInt8]? = nil
         var index = 0
         while index < bytes.count {
@@ -30,7 +36,7 @@ public enum PhoneMasking {
                 }
             }
             if digits >= 9 {
-                if output == nil { output = bytes }
+                if output == nil { output = Array(bytes) }
                 var kept = 0
                 var position = index
                 while position < end {
@@ -48,12 +54,11 @@ public enum PhoneMasking {
             }
             index = end
         }
-        guard let output else { return text }
-        return String(decoding: output, as: UTF8.self)
+        return output.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The length of a separator at `index` (1, or 3 for a percent-encoded one), or `nil`.
-    private static func separatorLength(_ bytes: [UInt8], at index: Int) -> Int? {
+    private static func separatorLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
         switch bytes[index] {
         case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: " "), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "+"):
             return 1
@@ -70,7 +75,7 @@ public enum PhoneMasking {
     }
 
     /// Whether a digit group starts at `index`: a digit, or one more separator then a digit (`) `, `-(`).
-    private static func startsGroup(_ bytes: [UInt8], at index: Int) -> Bool {
+    private static func startsGroup(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
         if isDigit(bytes[index]) { return true }
         guard let length = separatorLength(bytes, at: index), index + length < bytes.count else { return false }
         return isDigit(bytes[index + length])

@@ -13,7 +13,7 @@ struct Passthrough: Sendable {
         var request = request
         // Decided before the body is read: a caller refused gets its 401 at once.
         try context.record.caller?.authorize(Operation(passthrough: request.head.path ?? "", method: request.method.rawValue))
-        let body = try await request.wholeBody(upTo: self.maxBodyBytes)
+        let body = try await request.wholeBody(upTo: self.maxBodyBytes, context: context)
         context.record.bytesIn = body.readableBytes
         let sent = try await self.upstream.send(
             Self.upstreamRequest(request.head, body: body, requestID: context.requestID), route: context.record.route, record: context.record)

@@ -139,6 +139,14 @@ final class CircuitBreaker: Sendable {
 
     var phase: Phase { self.state.withLock { $0.phase } }
 
+    /// Whether calls are refused now: open, with its cooldown still running. After the cooldown the next call probes,
+    /// so the gateway counts as ready again (a readiness probe that kept it out of its Service's endpoints would
+    /// leave it no call to probe with).
+    func isRefusing(now: ContinuousClock.Instant = .now) -> Bool {
+        if case .open(let until) = self.phase { return now < until }
+        return false
+    }
+
     func admit(now: ContinuousClock.Instant = .now) throws(UpstreamGuard.Refusal) -> Admission {
         try self.state.withLock { state throws(UpstreamGuard.Refusal) in try state.admit(now: now) }
     }

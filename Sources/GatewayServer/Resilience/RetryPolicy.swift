@@ -1,3 +1,4 @@
+import UpstreamClient
 /// When and how long to wait before trying an upstream call again.
 ///
 /// Only calls that cannot do harm twice are retried: any method when no connection could be made (nothing was
@@ -30,7 +31,7 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// Whether an outcome may be retried for a method.
     public static func isRetryable(_ outcome: Outcome, method: String) -> Bool {
-        let idempotent = method == "GET" || method == "HEAD"
+        let idempotent = UpstreamRequest.isRepeatable(method: method)
         switch outcome {
         case .connectFailed: return true
         case .connectionLost: return idempotent

@@ -1,8 +1,9 @@
 import Synchronization
+import UpstreamClient
 
-/// Protects the SENS account: a token bucket on upstream calls, caps on calls in flight — one for sends and one for
-/// lookups, so that a storm of batch lookups cannot starve sends — and a circuit breaker that fails fast while SENS
-/// cannot be connected to.
+/// Protects the SENS account: a token bucket on upstream calls (shared by every call), caps on calls in flight — one
+/// for sends and one for lookups, so that a storm of batch lookups cannot take every slot from sends — and a circuit
+/// breaker that fails fast while SENS cannot be connected to.
 final class UpstreamGuard: Sendable {
     /// Which in-flight cap a call counts against.
     enum Kind {
@@ -12,7 +13,7 @@ final class UpstreamGuard: Sendable {
         case send
 
         init(method: String) {
-            self = method == "GET" || method == "HEAD" ? .lookup : .send
+            self = UpstreamRequest.isRepeatable(method: method) ? .lookup : .send
         }
     }
 

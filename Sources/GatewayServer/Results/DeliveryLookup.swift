@@ -95,7 +95,7 @@ struct DeliveryLookup: Sendable {
     /// in order, each a result or an error.
     func batch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
-        let body = try await request.wholeBody(upTo: self.configuration.maxBodyBytes)
+        let body = try await request.wholeBody(upTo: self.configuration.maxBodyBytes, context: context)
         context.record.bytesIn = body.readableBytes
         let parsed: JSONValue
         do {

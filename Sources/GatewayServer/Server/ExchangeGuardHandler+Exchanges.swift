@@ -1,9 +1,9 @@
 import NIOHTTP1
 
 extension ExchangeGuardHandler {
-    /// The state of one connection's exchanges: which answers are owed, whether a `100 Continue` is, and whether the
-    /// connection ends after the last answer. Pure: the handler feeds it what it reads and writes and carries out the
-    /// actions it returns.
+    /// The state of one connection's exchanges: which answers are owed, whether a `100 Continue` is, which request
+    /// the client timeout applies to, and whether the connection ends after the last answer. Pure: the handler feeds
+    /// it what it reads and writes and carries out the actions it returns.
     struct Exchanges {
         /// What the state machine needs of a request head.
         struct Head {
@@ -11,12 +11,11 @@ extension ExchangeGuardHandler {
             var isHTTP11: Bool
             var hostCount: Int
             var keepAlive: Bool
-            /// `CONNECT` or `Upgrade`: after it the parser passes bytes through unframed.
-            var opensTunnel: Bool
             /// `CONNECT`, which a gateway never serves.
             var isConnect: Bool
+            /// `CONNECT` or `Upgrade`: after it the parser passes bytes through unframed.
+            var opensTunnel: Bool
             var expectsContinue: Bool
-            var contentLength: Int?
         }
 
         struct HeadAction: Equatable {
@@ -24,35 +23,29 @@ extension ExchangeGuardHandler {
             var rejection: RequestTarget.Rejection?
             /// Pass the request on with `Connection: close`.
             var closesConnection: Bool
-            /// Write `100 Continue` now.
-            var sendContinue: Bool
+            /// Start the client timeout for this request's body: it is the one being answered next.
+            var armTimer: Bool
         }
 
         enum EndAction: Equatable {
             case none
-            /// Write `100 Continue` after this answer: the request waiting for it is next.
-            case sendContinue
-            /// Close the connection after this answer.
+            /// The next request is now the current one and its body is still coming: start the client timeout, and
+            /// write `100 Continue` if its route already asked for the body.
+            case nextRequest(sendContinue: Bool)
+            /// Close the connection once this answer is written.
             case close
         }
 
-        let maxBodyBytes: Int
         /// Requests read (their heads) whose answers are not yet written.
         private(set) var owed = 0
         /// The request whose head was read and whose body is still coming, and what it expects.
-        private var reading: (expectsContinue: Bool, continueSent: Bool)? = nil
-        /// A `100 Continue` waits for earlier answers.
-        private var continuePending = false
+        private var reading: (expectsContinue: Bool, continueSent: Bool, bodyWanted: Bool)? = nil
         /// The connection ends after the last owed answer.
         private(set) var closing = false
 
-        init(maxBodyBytes: Int) {
-            self.maxBodyBytes = maxBodyBytes
-        }
-
         mutating func receivedHead(_ head: Head) -> HeadAction {
             self.owed += 1
-            var action = HeadAction(rejection: nil, closesConnection: false, sendContinue: false)
+            var action = HeadAction(rejection: nil, closesConnection: false, armTimer: self.owed == 1)
             if !head.isOriginForm || head.isConnect {
                 action.rejection = .notOriginForm
             } else if head.isHTTP11 && head.hostCount != 1 {
@@ -62,33 +55,34 @@ extension ExchangeGuardHandler {
                 self.closing = true
                 action.closesConnection = true
             }
-            let wantsContinue =
-                head.isHTTP11 && head.expectsContinue && action.rejection == nil && (head.contentLength ?? 0) <= self.maxBodyBytes
-            self.reading = (expectsContinue: head.expectsContinue && head.isHTTP11, continueSent: false)
-            if wantsContinue {
-                if self.owed == 1 {
-                    self.reading?.continueSent = true
-                    action.sendContinue = true
-                } else {
-                    self.continuePending = true
-                }
-            }
+            self.reading = (expectsContinue: head.expectsContinue && head.isHTTP11, continueSent: false, bodyWanted: false)
             return action
         }
 
         mutating func receivedEnd() {
             self.reading = nil
-            self.continuePending = false
+        }
+
+        /// The route is about to read the body.
+        /// - Returns: Whether to write `100 Continue` now: the client waits for it, and every earlier answer is out.
+        mutating func bodyWanted() -> Bool {
+            guard var reading = self.reading, reading.expectsContinue, !reading.continueSent else { return false }
+            reading.bodyWanted = true
+            if self.owed == 1 { reading.continueSent = true }
+            self.reading = reading
+            return reading.continueSent
         }
 
         /// A final answer's head is about to be written.
+        /// - Parameter saysClose: Whether the answer itself says `Connection: close` (Hummingbird's `400` to a
+        ///   request the parser rejected).
         /// - Returns: Whether it must say `Connection: close`.
-        mutating func writingFinalHead() -> Bool {
-            // The answer to the request still being read, given before its client was told to send the body: the
-            // body may never come, so the connection cannot carry another request.
+        mutating func writingFinalHead(saysClose: Bool) -> Bool {
+            if saysClose { self.closing = true }
+            // The answer to the request still being read, given before its client was told to send the body (a
+            // `401`, a `413`): the body may never come, so the connection cannot carry another request.
             if self.owed == 1, let reading = self.reading, reading.expectsContinue, !reading.continueSent {
                 self.closing = true
-                self.continuePending = false
             }
             return self.closing && self.owed == 1
         }
@@ -97,26 +91,44 @@ extension ExchangeGuardHandler {
         mutating func writingEnd() -> EndAction {
             self.owed = max(0, self.owed - 1)
             if self.closing && self.owed == 0 { return .close }
-            if self.continuePending && self.owed == 1 && self.reading != nil {
-                self.continuePending = false
-                self.reading?.continueSent = true
-                return .sendContinue
-            }
-            return .none
+            guard self.owed == 1, var reading = self.reading else { return .none }
+            let sendContinue = reading.bodyWanted && !reading.continueSent
+            if sendContinue { reading.continueSent = true }
+            self.reading = reading
+            return .nextRequest(sendContinue: sendContinue)
         }
     }
 }
 
 extension ExchangeGuardHandler.Exchanges.Head {
     init(_ head: HTTPRequestHead) {
-        let headers = head.headers
         self.isOriginForm = head.uri.utf8.first == UInt8(ascii: "/")
         self.isHTTP11 = head.version == .http1_1
-        self.hostCount = headers[canonicalForm: "host"].count
         self.keepAlive = head.isKeepAlive
         self.isConnect = head.method == .CONNECT
-        self.opensTunnel = self.isConnect || headers.contains(name: "upgrade")
-        self.expectsContinue = headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
-        self.contentLength = headers.first(name: "content-length").flatMap { Int($0) }
+        // One pass over the headers, comparing names without lower-case copies.
+        var hosts = 0
+        var upgrade = false
+        var expectsContinue = false
+        for (name, value) in head.headers {
+            if Self.equalsIgnoringCase(name, "host") {
+                hosts += 1
+            } else if Self.equalsIgnoringCase(name, "upgrade") {
+                upgrade = true
+            } else if Self.equalsIgnoringCase(name, "expect") {
+                expectsContinue = expectsContinue || Self.equalsIgnoringCase(value, "100-continue")
+            }
+        }
+        self.hostCount = hosts
+        self.opensTunnel = self.isConnect || upgrade
+        self.expectsContinue = expectsContinue
+    }
+
+    private static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        guard text.utf8.count == expected.count else { return false }
+        return zip(text.utf8, expected).allSatisfy { actual, wanted in
+            (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") ? actual | 0x20 : actual) == wanted
+        }
     }
 }

@@ -7,15 +7,16 @@ import Synchronization
 ///
 /// - A request Hummingbird must refuse is marked: its target is replaced with ``marker(for:)`` (a text no parsed
 ///   target can be), which ``RequestTargetMiddleware`` turns into `400 invalid_request`: a target that is not
-///   origin-form (NIO's conversion to HTTP types would make `GET http://host/p` look like `/p`), or an HTTP/1.1
-///   request without exactly one `Host`.
+///   origin-form (NIO's conversion to HTTP types would make `GET http://host/p` look like `/p`), `CONNECT`, or an
+///   HTTP/1.1 request without exactly one `Host`.
 /// - A request that ends the connection — HTTP/1.0 without keep-alive, `Connection: close`, `CONNECT` or an upgrade
 ///   (after which the parser no longer frames requests) — reaches the loop with `Connection: close`; its answer says
-///   so and the connection is closed once it is written.
-/// - `Expect: 100-continue` gets its `100 Continue` as soon as every earlier answer is written, unless the announced
-///   body is over the limit; a final answer given without it (`413`, `401`, `400`) closes the connection, since the
-///   client may never send the body.
-/// - A client too slow to send a head or a body (slowloris) is disconnected; connections beyond the cap are closed.
+///   so and the connection is closed once that answer has been written.
+/// - `Expect: 100-continue` gets its `100 Continue` when the route asks for the body (``SendContinue``, from
+///   `Request.wholeBody`) and every earlier answer is written. An answer given before that (`401`, `413`, `400`)
+///   says `Connection: close`, and the connection ends after it.
+/// - The client timeout (slowloris) applies to the request being answered next: a pipelined request waiting behind a
+///   slow answer is not cut off, nor the answer it waits behind. Connections beyond the cap are closed on accept.
 ///
 /// Pipelined requests are answered in order by the loop itself (it reads the next request only after answering the
 /// last), and a request the parser rejects is answered after every earlier one for the same reason.
@@ -24,6 +25,10 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// Sent down the pipeline (`triggerUserOutboundEvent`) by a route about to read a body: the client may be
+    /// waiting for `100 Continue`.
+    struct SendContinue: Sendable {}
 
     /// The target a refused request reaches the router with: a space cannot appear in a parsed request-target.
     static func marker(for rejection: RequestTarget.Rejection) -> String { "/ " + rejection.rawValue }
@@ -43,7 +48,7 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
     init(limits: ConnectionLimits, open: AtomicCount) {
         self.limits = limits
         self.open = open
-        self.exchanges = Exchanges(maxBodyBytes: limits.maxBodyBytes)
+        self.exchanges = Exchanges()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -68,9 +73,13 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(var head):
-            // The body must arrive within the client timeout too.
-            self.arm(context: context)
             let action = self.exchanges.receivedHead(Exchanges.Head(head))
+            // Its body must arrive within the client timeout too, once it is the request being answered next.
+            if action.armTimer {
+                self.arm(context: context)
+            } else {
+                self.disarm()
+            }
             if let rejection = action.rejection {
                 head.uri = Self.marker(for: rejection)
                 // NIO's conversion to HTTP types reads a CONNECT target as an authority; the marker is a path.
@@ -78,22 +87,30 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             if action.closesConnection { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.fireChannelRead(self.wrapInboundOut(.head(head)))
-            if action.sendContinue { self.sendContinue(context: context) }
         case .body:
             context.fireChannelRead(data)
         case .end:
             // Between requests the server's idle timeout applies.
-            self.timer?.cancel()
-            self.timer = nil
+            self.disarm()
             self.exchanges.receivedEnd()
             context.fireChannelRead(data)
         }
     }
 
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is SendContinue else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        if self.exchanges.bodyWanted() { self.sendContinue(context: context) }
+        promise?.succeed()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
         case .head(var head) where head.status.code >= 200:
-            if self.exchanges.writingFinalHead() { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            let saysClose = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+            if self.exchanges.writingFinalHead(saysClose: saysClose) { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(self.wrapOutboundOut(.head(head)), promise: promise)
         case .head, .body:
             context.write(data, promise: promise)
@@ -101,18 +118,35 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
             switch self.exchanges.writingEnd() {
             case .none:
                 context.write(data, promise: promise)
-            case .sendContinue:
+            case .nextRequest(let sendContinue):
                 context.write(data, promise: promise)
-                self.sendContinue(context: context)
+                self.arm(context: context)
+                if sendContinue { self.sendContinue(context: context) }
             case .close:
-                context.writeAndFlush(data, promise: promise)
-                context.close(promise: nil)
+                // Once the answer is written — a close before would drop what is still queued — only the output is
+                // shut: the client reads the answer to its end and closes, which closes the connection. A full close
+                // now would reset it while the client is still sending (a body nobody will read, a 1 MB header), and
+                // the answers with it. A client that never closes is closed after the client timeout.
+                let written = context.eventLoop.makePromise(of: Void.self)
+                if let promise { written.futureResult.cascade(to: promise) }
+                let channel = context.channel
+                let linger = TimeAmount.nanoseconds(self.limits.clientTimeout.nanoseconds)
+                written.futureResult.whenComplete { _ in
+                    channel.close(mode: .output, promise: nil)
+                    channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
+                }
+                context.writeAndFlush(data, promise: written)
             }
         }
     }
 
     private func sendContinue(context: ChannelHandlerContext) {
         context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+    }
+
+    private func disarm() {
+        self.timer?.cancel()
+        self.timer = nil
     }
 
     private func arm(context: ChannelHandlerContext) {

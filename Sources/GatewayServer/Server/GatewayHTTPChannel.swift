@@ -10,8 +10,6 @@ struct ConnectionLimits: Sendable {
     var clientTimeout: Duration
     /// Client connections open at once; more are closed on accept.
     var maxConnections: Int
-    /// The largest request body: an `Expect: 100-continue` request announcing more gets its `413` without a `100`.
-    var maxBodyBytes: Int
 }
 
 /// Hummingbird's HTTP/1 channel, every route served by its router, with one handler in front that owns what

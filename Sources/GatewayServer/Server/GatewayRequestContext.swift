@@ -35,10 +35,13 @@ public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Per-request record shared by every middleware and handler of the request.
     public let record: RequestRecord
+    /// The client connection (for ``ExchangeGuardHandler/SendContinue``).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.record = RequestRecord()
+        self.channel = source.channel
     }
 
     /// The request id of this request (the caller's `X-Request-Id`, or a generated one).
