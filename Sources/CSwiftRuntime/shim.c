@@ -1,0 +1,2 @@
+// CSwiftRuntime: the header is all; SwiftPM wants one source file per C target.
+#include "shim.h"
