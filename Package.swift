@@ -36,8 +36,6 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
-        // The Swift runtime's global-enqueue hook, set by the executable (see SensgateCLI's EventLoopExecutor).
-        .target(name: "CSwiftRuntime"),
         .systemLibrary(
             name: "CCrypto",
             pkgConfig: "libcrypto",
@@ -109,15 +107,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 "UpstreamClient",
-                "CSwiftRuntime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings,
             // `--static-swift-stdlib` links with `-export-dynamic`, which exports every Swift symbol of every
             // package: a 0.5 MB dynamic symbol table the loader walks at start-up, and ~2 MB more idle RSS.
-            // Nothing looks our symbols up dynamically, so they stay local (docs/performance.md).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))]
+            // Nothing looks our symbols up dynamically, so they stay local (docs/performance.md) — but for the one hook
+            // NIO finds with `dlsym` to run Swift tasks on its event loops.
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-Xlinker", "--no-export-dynamic", "-Xlinker", "--export-dynamic-symbol=swift_task_enqueueGlobal_hook"],
+                    .when(platforms: [.linux]))
+            ]
         ),
         .testTarget(
             name: "SigningTests",

@@ -5,6 +5,8 @@ import ArgumentParser
 import Glibc
 #endif
 import GatewayServer
+import NIOCore
+import NIOPosix
 
 @main
 struct Sensgate: AsyncParsableCommand {
@@ -20,7 +22,9 @@ struct Sensgate: AsyncParsableCommand {
         do {
             var command = try parseAsRoot()
             if command is Serve || command is Demo || command is Mock {
-                EventLoopExecutor.install()
+                // Swift tasks run on NIO's event loops: a request's task and its connection share threads, so
+                // answering does not cross to a second thread pool and back (docs/performance.md).
+                NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
