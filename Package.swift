@@ -108,7 +108,6 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 "UpstreamClient",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings,
             // `--static-swift-stdlib` links with `-export-dynamic`, which exports every Swift symbol of every

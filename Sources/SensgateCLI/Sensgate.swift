@@ -5,8 +5,6 @@ import ArgumentParser
 import Glibc
 #endif
 import GatewayServer
-import NIOCore
-import NIOPosix
 
 @main
 struct Sensgate: AsyncParsableCommand {
@@ -21,11 +19,6 @@ struct Sensgate: AsyncParsableCommand {
     static func main() async {
         do {
             var command = try parseAsRoot()
-            if command is Serve || command is Demo || command is Mock {
-                // Swift tasks run on NIO's event loops: a request's task and its connection share threads, so
-                // answering does not cross to a second thread pool and back (docs/performance.md).
-                NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
