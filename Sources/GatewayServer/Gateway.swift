@@ -25,6 +25,8 @@ public struct Gateway: Sendable {
     let logger: Logger
     /// Where access-log lines go.
     let logSink: @Sendable ([UInt8]) -> Void
+    /// Every request's metrics and access-log line: the router's, and the connection's for requests the parser refused.
+    var accessLog: AccessLog { AccessLog(logger: self.logger, metrics: self.metrics, sink: self.logSink) }
 
     /// Creates a gateway; nothing listens until ``makeApplication(onServerRunning:)`` runs.
     /// - Parameters:
@@ -122,7 +124,7 @@ public struct Gateway: Sendable {
     public func buildRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: AccessLogMiddleware(log: AccessLog(logger: self.logger, metrics: self.metrics, sink: self.logSink)))
+        router.add(middleware: AccessLogMiddleware(log: self.accessLog))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: RequestTargetMiddleware())
         router.add(middleware: CallerAuthMiddleware(store: self.callers))
@@ -172,7 +174,8 @@ public struct Gateway: Sendable {
             responder: self.buildRouter().buildResponder(),
             server: .gatewayHTTP1(
                 idleTimeout: .seconds(75),
-                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections)),
+                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
+                log: self.accessLog),
             configuration: ApplicationConfiguration(
                 address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
                 serverName: nil,

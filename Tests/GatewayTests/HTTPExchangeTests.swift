@@ -52,7 +52,14 @@ struct HTTPExchangeTests {
             #expect(responses.first?.status == 202)
             #expect(responses.first?.header("x-request-id") == "first-send")
             #expect(responses.first?.text.contains("requestId") == true)
-            #expect(responses.last?.status == 400)
+            // The contract's error, with its own request id, counted and logged (not Hummingbird's bare 400).
+            let rejectedAnswer = try #require(responses.last)
+            #expect(rejectedAnswer.status == 400)
+            #expect(try rejectedAnswer.error().code == "invalid_request")
+            let id = try #require(rejectedAnswer.header("x-request-id"))
+            #expect(try rejectedAnswer.error().requestId == id)
+            #expect(rejectedAnswer.header("connection") == "close")
+            try await waitFor { gw.logs.all.contains { $0.contains(id) && $0.contains(#""status":400"#) } }
             #expect(gw.mock.receivedRequests.count == 1)
         }
     }

@@ -126,6 +126,8 @@ struct PhoneMaskingTests {
             ("/x?to=010%201234%205678", "/x?to=010%20****%20****"),
             ("/x?to=010%2E1234%2e5678", "/x?to=010%2E****%2e****"),
             ("/x?to=%2B821012345678", "/x?to=%2B821*********"),
+            ("/m/%30%31%30%31%32%33%34%35%36%37%38", "/m/%30%31%30" + String(repeating: "***", count: 8)),
+            ("010_1234_5678", "010_****_****"),
         ])
     func masked(_ text: String, _ expected: String) {
         #expect(PhoneMasking.mask(text) == expected)

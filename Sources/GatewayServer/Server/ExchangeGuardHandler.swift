@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -41,13 +42,21 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     let limits: ConnectionLimits
     private let open: AtomicCount
+    private let log: AccessLog
+    /// Why the parser refused the connection's input, once it has: Hummingbird's loop then writes a bare `400`,
+    /// which this handler turns into the contract's error (§4.3).
+    private var parserError: (any Error)?
+    /// The envelope to write before that answer's end.
+    private var parserErrorBody: [UInt8]?
+    private var parserErrorStart = ContinuousClock.now
     private var counted = false
     private var timer: Scheduled<Void>?
     private var exchanges: Exchanges
 
-    init(limits: ConnectionLimits, open: AtomicCount) {
+    init(limits: ConnectionLimits, open: AtomicCount, log: AccessLog) {
         self.limits = limits
         self.open = open
+        self.log = log
         self.exchanges = Exchanges()
     }
 
@@ -97,6 +106,14 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            self.parserError = error
+            self.parserErrorStart = .now
+        }
+        context.fireErrorCaught(error)
+    }
+
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard event is SendContinue else {
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -109,12 +126,19 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
         case .head(var head) where head.status.code >= 200:
+            if let error = self.parserError, head.headers["x-request-id"].isEmpty {
+                head = self.parserErrorAnswer(error)
+            }
             let saysClose = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
             if self.exchanges.writingFinalHead(saysClose: saysClose) { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(self.wrapOutboundOut(.head(head)), promise: promise)
         case .head, .body:
             context.write(data, promise: promise)
         case .end:
+            if let body = self.parserErrorBody {
+                self.parserErrorBody = nil
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            }
             switch self.exchanges.writingEnd() {
             case .none:
                 context.write(data, promise: promise)
@@ -138,6 +162,30 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 context.writeAndFlush(data, promise: written)
             }
         }
+    }
+
+    /// The contract's `400 invalid_request` for input the parser refused — envelope, request id, `Connection: close` —
+    /// counted and logged like any other answer; its body is written before the answer's end.
+    private func parserErrorAnswer(_ error: any Error) -> HTTPResponseHead {
+        let record = RequestRecord()
+        record.requestID = RequestIDMiddleware.generate()
+        let reason: String
+        switch error as? HTTPParserError {
+        case .headerOverflow?: reason = "the request head is too large"
+        case .invalidContentLength?, .unexpectedContentLength?: reason = "the request's Content-Length is invalid or given twice"
+        default: reason = "the request could not be parsed as HTTP/1.1"
+        }
+        let (status, fields, body) = ErrorMiddleware.answer(for: GatewayError(.invalidRequest, reason), record: record)
+        var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: Int(status.code)))
+        for field in fields { head.headers.add(name: field.name.rawName, value: field.value) }
+        head.headers.add(name: "X-Request-Id", value: record.requestID)
+        head.headers.add(name: "Content-Length", value: String(body.count))
+        head.headers.add(name: "Connection", value: "close")
+        self.parserErrorBody = body
+        self.log.finish(
+            method: .init("UNPARSED") ?? .get, target: "", status: Int(status.code), bytesOut: body.count,
+            elapsed: ContinuousClock.now - self.parserErrorStart, record: record)
+        return head
     }
 
     private func sendContinue(context: ChannelHandlerContext) {

@@ -22,12 +22,13 @@ struct GatewayHTTPChannel: ServerChildChannel {
     let inner: HTTP1Channel
     let limits: ConnectionLimits
     let open: AtomicCount
+    let log: AccessLog
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-            try pipeline.addHandler(ExchangeGuardHandler(limits: self.limits, open: self.open), position: .before(codec))
+            try pipeline.addHandler(ExchangeGuardHandler(limits: self.limits, open: self.open, log: self.log), position: .before(codec))
             return value
         }
     }
@@ -39,11 +40,11 @@ struct GatewayHTTPChannel: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 with sensgate's exchange guard in front.
-    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits) -> HTTPServerBuilder {
+    static func gatewayHTTP1(idleTimeout: TimeAmount, limits: ConnectionLimits, log: AccessLog) -> HTTPServerBuilder {
         let open = AtomicCount()
         return HTTPServerBuilder { responder in
             GatewayHTTPChannel(
-                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open)
+                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limits: limits, open: open, log: log)
         }
     }
 }
