@@ -22,6 +22,8 @@ public struct Gateway: Sendable {
     let limits: UpstreamGuard
     let signed: SignedUpstream
     let results: DeliveryLookup
+    /// The request-body bytes all connections may hold at once.
+    let bodyBudget: BodyBudget
     let logger: Logger
     /// Where access-log lines go.
     let logSink: @Sendable ([UInt8]) -> Void
@@ -49,6 +51,7 @@ public struct Gateway: Sendable {
                     connectTimeout: configuration.upstreamConnectTimeout,
                     requestTimeout: configuration.upstreamTimeout,
                     maxResponseBytes: configuration.maxResponseBytes,
+                    maxBufferedResponseBytes: configuration.maxBufferedResponseBytes,
                     caFile: configuration.upstreamCAFile
                 ),
                 logger: logger
@@ -57,6 +60,7 @@ public struct Gateway: Sendable {
             throw ConfigurationError("upstream \"\(configuration.upstream)\" is not valid: \(error.detail)")
         }
         self.metrics = GatewayMetrics()
+        self.bodyBudget = BodyBudget(capacity: configuration.maxBufferedBodyBytes)
         self.credentials = CredentialStore(Signer(accessKey: configuration.accessKey, secretKey: configuration.secretKey))
         self.callers = CallerStore(configuration.callerTokens)
         self.limits = UpstreamGuard(
@@ -68,7 +72,8 @@ public struct Gateway: Sendable {
             limits: self.limits, timeout: configuration.upstreamTimeout)
         self.results = DeliveryLookup(
             upstream: self.signed, configuration: configuration, normalizer: Normalizer(), metrics: self.metrics,
-            cache: ResultCache(capacity: configuration.cacheSize, ttl: configuration.cacheTTL))
+            cache: ResultCache(capacity: configuration.cacheSize, maxBytes: configuration.cacheBytes, ttl: configuration.cacheTTL),
+            bodyBudget: self.bodyBudget)
     }
 
     /// Looks one message's delivery result up in SENS, exactly as `GET /v1/results/{channel}/{messageId}` does, without
@@ -129,7 +134,7 @@ public struct Gateway: Sendable {
         router.add(middleware: RequestTargetMiddleware())
         router.add(middleware: CallerAuthMiddleware(store: self.callers))
 
-        let passthrough = Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes)
+        let passthrough = Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes, bodyBudget: self.bodyBudget)
         let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
         for prefix in RequestTarget.passthroughPrefixes {
             for method in methods {

@@ -12,6 +12,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case methodNotAllowed = "method_not_allowed"
         case payloadTooLarge = "payload_too_large"
         case rateLimited = "rate_limited"
+        case overloaded = "overloaded"
         case upstreamAuthFailed = "upstream_auth_failed"
         case upstreamThrottled = "upstream_throttled"
         case upstreamError = "upstream_error"
@@ -31,7 +32,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
             case .payloadTooLarge: .contentTooLarge
             case .rateLimited: .tooManyRequests
             case .upstreamAuthFailed, .upstreamError, .upstreamUnreachable, .upstreamMalformed, .upstreamOutcomeUnknown: .badGateway
-            case .upstreamThrottled: .serviceUnavailable
+            case .upstreamThrottled, .overloaded: .serviceUnavailable
             case .upstreamTimeout: .gatewayTimeout
             case .internalError: .internalServerError
             }
@@ -41,7 +42,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         /// later, `permanent` when it will not, `unknown` when a send may have happened.
         public var defaultClass: ErrorClass {
             switch self {
-            case .rateLimited, .upstreamThrottled, .upstreamError, .upstreamUnreachable, .upstreamTimeout, .upstreamMalformed,
+            case .rateLimited, .overloaded, .upstreamThrottled, .upstreamError, .upstreamUnreachable, .upstreamTimeout, .upstreamMalformed,
                 .internalError:
                 .transient
             case .invalidRequest, .unauthorized, .notFound, .methodNotAllowed, .payloadTooLarge, .upstreamAuthFailed:

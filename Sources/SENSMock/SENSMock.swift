@@ -31,6 +31,8 @@ public enum Fault: Sendable, Equatable {
     case html
     /// Bytes that are not HTTP at all, then close.
     case notHTTP
+    /// A 200 promising twice this many bytes, of which only these are sent; then nothing (the connection stays open).
+    case stall(bytes: Int)
     /// A 200 with a well-formed SMS result for another message than the one asked for.
     case otherMessage
     /// A 200 with a well-formed SMS result for `fault-bom`, preceded by a UTF-8 byte-order mark.
@@ -56,6 +58,7 @@ public enum Fault: Sendable, Equatable {
         case "html": self = .html
         case "nothttp": self = .notHTTP
         case "othermessage": self = .otherMessage
+        case "stall": self = .stall(bytes: number ?? 100_000)
         case "bom": self = .byteOrderMark
         case "notutf8": self = .notUTF8
         default: return nil
@@ -366,6 +369,13 @@ final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .html:
                 self.write(status: 200, contentType: "text/html", body: Array("<html><body>Service Unavailable</body></html>".utf8),
                            extra: [], keepAlive: keepAlive, context: context)
+            case .stall(let bytes):
+                var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                head.headers.add(name: "Content-Type", value: "application/json")
+                head.headers.add(name: "Content-Length", value: String(2 * bytes))
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+                let half = ByteBuffer(bytes: [UInt8](repeating: UInt8(ascii: " "), count: bytes))
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(half))), promise: nil)
             case .otherMessage, .byteOrderMark, .notUTF8:
                 let (prefix, id, text): ([UInt8], String, [UInt8]) = switch fault {
                 case .byteOrderMark: ([0xEF, 0xBB, 0xBF], "fault-bom", Array("ok".utf8))

@@ -38,6 +38,7 @@ final class CurlLoop: @unchecked Sendable {
     private let multiplexes: Bool
 
     // Loop-thread state.
+    private let responseBudget: ResponseBudget
     private var activeCount = 0
     private var draining = false
     private var spareHandles: [EasyHandle] = []
@@ -57,6 +58,7 @@ final class CurlLoop: @unchecked Sendable {
         self.allowedProtocols = origin.scheme
         self.urlPrefix = origin.description
         self.multiplexes = origin.scheme == "https"
+        self.responseBudget = ResponseBudget(capacity: configuration.maxBufferedResponseBytes)
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
         _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
 
@@ -70,7 +72,7 @@ final class CurlLoop: @unchecked Sendable {
 
     /// Hands a request to the loop and waits for its result; cancellation of the calling task cancels the transfer.
     func execute(_ request: UpstreamRequest) async -> Result<UpstreamResponse, UpstreamError> {
-        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes)
+        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes, budget: self.responseBudget)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamError>, Never>) in
                 self.start(transfer) { continuation.resume(returning: $0) }
@@ -83,7 +85,7 @@ final class CurlLoop: @unchecked Sendable {
     /// Hands a request to the loop; `completion` runs once, on the loop thread, with the result.
     /// - Returns: The transfer, for ``cancel(_:)``.
     func execute(_ request: UpstreamRequest, completion: @escaping Transfer.Completion) -> Transfer {
-        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes)
+        let transfer = Transfer(request: request, maxResponseBytes: self.configuration.maxResponseBytes, budget: self.responseBudget)
         self.start(transfer, completion: completion)
         return transfer
     }
@@ -340,6 +342,9 @@ final class CurlLoop: @unchecked Sendable {
         curl_slist_free_all(transfer.headerList)
         transfer.headerList = nil
         Unmanaged<Transfer>.fromOpaque(context).release()
+        // The body now belongs to the caller; the budget counts what curl is still filling.
+        transfer.budget.held -= transfer.heldBytes
+        transfer.heldBytes = 0
         guard let handle = transfer.handle else { return }
         transfer.handle = nil
         // Keep a few handles for the next requests: a reset handle skips an allocation but keeps nothing of the
@@ -414,6 +419,8 @@ final class Transfer: @unchecked Sendable {
 
     let request: UpstreamRequest
     let maxResponseBytes: Int
+    /// Shared by every transfer of the loop; touched on the loop thread only.
+    let budget: ResponseBudget
     private let state = Mutex(State.idle)
     private let cancelFlag = Atomic<Bool>(false)
 
@@ -427,11 +434,14 @@ final class Transfer: @unchecked Sendable {
     /// Whether curl may send the body again (idempotent methods only).
     var rewindable = false
     var responseBody = ByteBuffer()
+    /// Bytes of ``responseBody`` counted against ``budget``.
+    var heldBytes = 0
     var responseTooLarge = false
 
-    init(request: UpstreamRequest, maxResponseBytes: Int) {
+    init(request: UpstreamRequest, maxResponseBytes: Int, budget: ResponseBudget) {
         self.request = request
         self.maxResponseBytes = maxResponseBytes
+        self.budget = budget
     }
 
     var cancelRequested: Bool { self.cancelFlag.load(ordering: .acquiring) }
@@ -482,10 +492,12 @@ private let curlWriteCallback: sg_data_callback = { data, size, count, context i
     guard let data, let context else { return 0 }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
     let length = size * count
-    if transfer.responseBody.readableBytes + length > transfer.maxResponseBytes {
+    if transfer.responseBody.readableBytes + length > transfer.maxResponseBytes || transfer.budget.held + length > transfer.budget.capacity {
         transfer.responseTooLarge = true
         return 0  // anything but `length` makes curl abort with CURLE_WRITE_ERROR
     }
+    transfer.budget.held += length
+    transfer.heldBytes += length
     transfer.responseBody.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
     return length
 }
@@ -515,6 +527,19 @@ private let curlSeekCallback: sg_seek_callback = { context, offset, origin in
     guard offset >= 0, target <= transfer.requestBody.writerIndex else { return Int32(CURL_SEEKFUNC_FAIL) }
     transfer.requestBody.moveReaderIndex(to: target)
     return Int32(CURL_SEEKFUNC_OK)
+}
+
+/// Response bytes held by the transfers in flight, against a cap (``UpstreamConfiguration/maxBufferedResponseBytes``).
+///
+/// Invariant (hence `@unchecked Sendable`): read and written on the loop thread only (curl's write callback, and
+/// the release of a finished transfer).
+final class ResponseBudget: @unchecked Sendable {
+    let capacity: Int
+    var held = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
 }
 
 /// An easy handle and the error buffer curl writes its failure text into, kept together for reuse.

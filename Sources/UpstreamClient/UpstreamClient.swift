@@ -121,6 +121,9 @@ public struct UpstreamConfiguration: Sendable {
     public var requestTimeout: Duration
     /// Largest response body accepted; larger ones fail with ``UpstreamError/Kind/responseTooLarge``.
     public var maxResponseBytes: Int
+    /// Response bytes all calls in flight may hold at once; a body that would pass it fails like one over
+    /// ``maxResponseBytes``. The memory budget for answers.
+    public var maxBufferedResponseBytes: Int
     /// Idle connections the multi handle keeps open for reuse.
     public var maxIdleConnections: Int
     /// A PEM file of the certificate authorities to trust for an `https` upstream, instead of the system's; `nil`
@@ -132,6 +135,7 @@ public struct UpstreamConfiguration: Sendable {
         connectTimeout: Duration = .seconds(3),
         requestTimeout: Duration = .seconds(10),
         maxResponseBytes: Int = 4 * 1024 * 1024,
+        maxBufferedResponseBytes: Int = 64 << 20,
         maxIdleConnections: Int = 256,
         caFile: String? = nil
     ) {
@@ -140,6 +144,7 @@ public struct UpstreamConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes
+        self.maxBufferedResponseBytes = max(maxBufferedResponseBytes, maxResponseBytes)
         self.maxIdleConnections = maxIdleConnections
     }
 }

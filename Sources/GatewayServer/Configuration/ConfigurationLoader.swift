@@ -26,6 +26,8 @@ public enum ConfigurationLoader {
         Setting(key: "upstream-ca-file", environment: "SENSGATE_UPSTREAM_CA_FILE", defaultValue: nil),
         Setting(key: "max-body-bytes", environment: "SENSGATE_MAX_BODY_BYTES", defaultValue: "1048576"),
         Setting(key: "max-response-bytes", environment: "SENSGATE_MAX_RESPONSE_BYTES", defaultValue: "4194304"),
+        Setting(key: "max-buffered-body-bytes", environment: "SENSGATE_MAX_BUFFERED_BODY_BYTES", defaultValue: "67108864"),
+        Setting(key: "max-buffered-response-bytes", environment: "SENSGATE_MAX_BUFFERED_RESPONSE_BYTES", defaultValue: "67108864"),
         Setting(key: "log-level", environment: "SENSGATE_LOG_LEVEL", defaultValue: "info"),
         Setting(key: "upstream-retries", environment: "SENSGATE_UPSTREAM_RETRIES", defaultValue: "2"),
         Setting(key: "upstream-retry-backoff", environment: "SENSGATE_UPSTREAM_RETRY_BACKOFF", defaultValue: "0.1"),
@@ -39,6 +41,7 @@ public enum ConfigurationLoader {
         Setting(key: "max-connections", environment: "SENSGATE_MAX_CONNECTIONS", defaultValue: "10000"),
         Setting(key: "cache-size", environment: "SENSGATE_CACHE_SIZE", defaultValue: "10000"),
         Setting(key: "cache-ttl", environment: "SENSGATE_CACHE_TTL", defaultValue: "300"),
+        Setting(key: "cache-bytes", environment: "SENSGATE_CACHE_BYTES", defaultValue: "33554432"),
     ]
 
     /// Every key a YAML file may hold.
@@ -122,6 +125,13 @@ public enum ConfigurationLoader {
         }
         configuration.maxBodyBytes = try Self.byteCount(value("max-body-bytes"), key: "max-body-bytes")
         configuration.maxResponseBytes = try Self.byteCount(value("max-response-bytes"), key: "max-response-bytes")
+        configuration.maxBufferedBodyBytes = try Self.byteCount(value("max-buffered-body-bytes"), key: "max-buffered-body-bytes")
+        configuration.maxBufferedResponseBytes = try Self.byteCount(value("max-buffered-response-bytes"), key: "max-buffered-response-bytes")
+        guard configuration.maxBufferedBodyBytes >= configuration.maxBodyBytes,
+            configuration.maxBufferedResponseBytes >= configuration.maxResponseBytes
+        else {
+            throw ConfigurationError("max-buffered-body-bytes and max-buffered-response-bytes must be at least max-body-bytes and max-response-bytes")
+        }
         configuration.retryPolicy = RetryPolicy(
             maxRetries: try Self.count(value("upstream-retries"), key: "upstream-retries", in: 0...10),
             baseBackoff: try Self.seconds(value("upstream-retry-backoff"), key: "upstream-retry-backoff"))
@@ -142,6 +152,7 @@ public enum ConfigurationLoader {
         configuration.clientTimeout = try Self.seconds(value("client-timeout"), key: "client-timeout")
         configuration.maxConnections = try Self.count(value("max-connections"), key: "max-connections", in: 1...1_000_000)
         configuration.cacheSize = try Self.count(value("cache-size"), key: "cache-size", in: 0...10_000_000)
+        configuration.cacheBytes = try Self.byteCount(value("cache-bytes"), key: "cache-bytes")
         guard let ttl = Double(value("cache-ttl") ?? ""), ttl >= 0, ttl <= 86_400 else {
             throw ConfigurationError("cache-ttl \"\(value("cache-ttl") ?? "")\" must be seconds from 0 (no cache) to 86400")
         }

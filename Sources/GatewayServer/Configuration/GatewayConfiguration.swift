@@ -17,6 +17,9 @@ public import Signing
 /// - `upstream-ca-file` / `SENSGATE_UPSTREAM_CA_FILE`: PEM certificate authorities to trust for an `https` upstream
 ///   instead of the system's (a private CA, or an egress proxy that re-signs TLS); default: the system's.
 /// - `max-body-bytes` / `SENSGATE_MAX_BODY_BYTES`: largest request body accepted, default 1048576.
+/// - `max-buffered-body-bytes`, `max-buffered-response-bytes` / `SENSGATE_MAX_BUFFERED_BODY_BYTES`,
+///   `SENSGATE_MAX_BUFFERED_RESPONSE_BYTES`: request and SENS response bytes held at once, default 64 MiB each.
+/// - `cache-bytes` / `SENSGATE_CACHE_BYTES`: most bytes the result cache holds, default 32 MiB.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
@@ -47,6 +50,10 @@ public struct GatewayConfiguration: Sendable {
     /// PEM certificate authorities trusted for an `https` upstream instead of the system's; `nil`: the system's.
     public var upstreamCAFile: String?
     public var maxBodyBytes: Int
+    /// Request body bytes buffered at once across every connection; a body that does not fit is `503 overloaded`.
+    public var maxBufferedBodyBytes: Int
+    /// SENS response bytes buffered at once across every call in flight.
+    public var maxBufferedResponseBytes: Int
     public var maxResponseBytes: Int
     public var logLevel: Logger.Level
     public var retryPolicy: RetryPolicy
@@ -63,6 +70,8 @@ public struct GatewayConfiguration: Sendable {
     public var clientTimeout: Duration
     public var maxConnections: Int
     public var cacheSize: Int
+    /// Bytes the result cache holds at most (its JSON and SENS's bodies), whatever the entry count.
+    public var cacheBytes: Int
     /// How long a completed result is served from the cache; zero turns the cache off.
     public var cacheTTL: Duration
 
@@ -86,6 +95,8 @@ public struct GatewayConfiguration: Sendable {
         self.upstreamTimeout = .seconds(10)
         self.upstreamConnectTimeout = .seconds(3)
         self.maxBodyBytes = 1_048_576
+        self.maxBufferedBodyBytes = 64 << 20
+        self.maxBufferedResponseBytes = 64 << 20
         self.maxResponseBytes = 4_194_304
         self.logLevel = .info
         self.retryPolicy = RetryPolicy()
@@ -99,6 +110,7 @@ public struct GatewayConfiguration: Sendable {
         self.clientTimeout = .seconds(10)
         self.maxConnections = 10_000
         self.cacheSize = 10_000
+        self.cacheBytes = 32 << 20
         self.cacheTTL = .seconds(300)
     }
 

@@ -8,15 +8,19 @@ import UpstreamClient
 struct Passthrough: Sendable {
     let upstream: SignedUpstream
     let maxBodyBytes: Int
+    let bodyBudget: BodyBudget
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
         // Decided before the body is read: a caller refused gets its 401 at once.
         try context.record.caller?.authorize(Operation(passthrough: request.head.path ?? "", method: request.method.rawValue))
-        let body = try await request.wholeBody(upTo: self.maxBodyBytes, context: context)
-        context.record.bytesIn = body.readableBytes
-        let sent = try await self.upstream.send(
-            Self.upstreamRequest(request.head, body: body, requestID: context.requestID), route: context.record.route, record: context.record)
+        let head = request.head
+        // The body counts against the budget until SENS has answered (curl sends from the same buffer).
+        let sent = try await request.withWholeBody(upTo: self.maxBodyBytes, budget: self.bodyBudget, context: context) { body in
+            context.record.bytesIn = body.readableBytes
+            return try await self.upstream.send(
+                Self.upstreamRequest(head, body: body, requestID: context.requestID), route: context.record.route, record: context.record)
+        }
         let (status, fields, responseBody) = try Self.answer(sent)
         return Response(status: status, headers: fields, body: .init(byteBuffer: responseBody))
     }

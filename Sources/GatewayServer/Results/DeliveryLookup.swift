@@ -14,6 +14,7 @@ struct DeliveryLookup: Sendable {
     let normalizer: Normalizer
     let metrics: GatewayMetrics
     let cache: ResultCache
+    let bodyBudget: BodyBudget
     let coalescer = Coalescer<ResultCache.Key, Result<ResultCache.Entry, GatewayError>>()
 
     /// What to look up: one message, or every message of one request.
@@ -95,13 +96,15 @@ struct DeliveryLookup: Sendable {
     /// in order, each a result or an error.
     func batch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         var request = request
-        let body = try await request.wholeBody(upTo: self.configuration.maxBodyBytes, context: context)
-        context.record.bytesIn = body.readableBytes
-        let parsed: JSONValue
-        do {
-            parsed = try JSONValue.parse(body.readableBytesView)
-        } catch {
-            throw GatewayError(.invalidRequest, "the body is not JSON: \(error)")
+        // The body is held only while it is parsed.
+        let parsed = try await request.withWholeBody(upTo: self.configuration.maxBodyBytes, budget: self.bodyBudget, context: context) {
+            body throws -> JSONValue in
+            context.record.bytesIn = body.readableBytes
+            do {
+                return try JSONValue.parse(body.readableBytesView)
+            } catch {
+                throw GatewayError(.invalidRequest, "the body is not JSON: \(error)")
+            }
         }
         guard case .array(let items)? = parsed["lookups"] else {
             throw GatewayError(.invalidRequest, #"the body must be {"lookups":[{"channel":…,"messageId":…,"serviceId":…}]}"#)

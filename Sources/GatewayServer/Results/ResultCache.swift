@@ -4,7 +4,7 @@ import Synchronization
 /// Completed delivery results, kept for a while: a completed result never changes upstream, so repeats are served
 /// without a call to SENS.
 ///
-/// Bounded (least recently used entries go first) and time-limited. Split into shards by key hash so concurrent
+/// Bounded in entries and in bytes (least recently used entries go first) and time-limited. Split into shards by key hash so concurrent
 /// lookups rarely wait on one another's lock.
 final class ResultCache: Sendable {
     struct Key: Hashable, Sendable {
@@ -20,6 +20,10 @@ final class ResultCache: Sendable {
         /// The unified JSON without `raw`, written once.
         var json: [UInt8]
 
+        /// What the entry costs the cache's byte bound: its two bodies, and the result they were made from (about the
+        /// size of its JSON).
+        var weight: Int { self.raw.count + 2 * self.json.count }
+
         /// The unified JSON, with SENS's own under `raw` when asked (written then; the plain form is reused).
         func body(includeRaw: Bool) -> [UInt8] {
             guard includeRaw else { return self.json }
@@ -34,11 +38,12 @@ final class ResultCache: Sendable {
 
     /// - Parameters:
     ///   - capacity: Entries kept in all; 0 turns the cache off.
+    ///   - maxBytes: Bytes kept in all (``Entry/weight``).
     ///   - ttl: How long an entry is served.
-    init(capacity: Int, ttl: Duration) {
+    init(capacity: Int, maxBytes: Int = 32 << 20, ttl: Duration) {
         let shardCount = capacity >= 64 ? 16 : 1
         let perShard = capacity == 0 ? 0 : max(1, capacity / shardCount)
-        self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard) }
+        self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard, maxBytes: maxBytes / shardCount) }
         self.ttl = ttl
     }
 
@@ -57,11 +62,14 @@ final class ResultCache: Sendable {
 
     var count: Int { self.shards.reduce(0) { total, shard in total + shard.lru.withLock { $0.count } } }
 
+    /// Bytes held now (``Entry/weight``).
+    var bytes: Int { self.shards.reduce(0) { total, shard in total + shard.lru.withLock { $0.bytes } } }
+
     final class Shard: Sendable {
         let lru: Mutex<LRU>
 
-        init(capacity: Int) {
-            self.lru = Mutex(LRU(capacity: capacity))
+        init(capacity: Int, maxBytes: Int) {
+            self.lru = Mutex(LRU(capacity: capacity, maxBytes: maxBytes))
         }
     }
 
@@ -80,14 +88,17 @@ final class ResultCache: Sendable {
         }
 
         let capacity: Int
+        let maxBytes: Int
+        private(set) var bytes = 0
         private var index: [Key: Int] = [:]
         private var nodes: [Node] = []
         private var head = -1  // most recently used
         private var tail = -1  // least recently used
         private var free: [Int] = []
 
-        init(capacity: Int) {
+        init(capacity: Int, maxBytes: Int) {
             self.capacity = capacity
+            self.maxBytes = maxBytes
         }
 
         var count: Int { self.index.count }
@@ -103,14 +114,12 @@ final class ResultCache: Sendable {
         }
 
         mutating func put(_ key: Key, _ entry: Entry, expires: ContinuousClock.Instant) {
-            guard self.capacity > 0 else { return }
-            if let slot = self.index[key] {
-                self.nodes[slot].entry = entry
-                self.nodes[slot].expires = expires
-                self.moveToFront(slot)
-                return
+            guard self.capacity > 0, entry.weight <= self.maxBytes else { return }
+            if let slot = self.index[key] { self.remove(slot) }
+            while self.tail >= 0 && (self.index.count >= self.capacity || self.bytes + entry.weight > self.maxBytes) {
+                self.remove(self.tail)
             }
-            if self.index.count >= self.capacity, self.tail >= 0 { self.remove(self.tail) }
+            self.bytes += entry.weight
             let node = Node(key: key, entry: entry, expires: expires, previous: -1, next: self.head)
             let slot: Int
             if let reused = self.free.popLast() {
@@ -146,6 +155,7 @@ final class ResultCache: Sendable {
         private mutating func remove(_ slot: Int) {
             self.unlink(slot)
             self.index[self.nodes[slot].key] = nil
+            self.bytes -= self.nodes[slot].entry.weight
             // Drop the entry's buffers now rather than when the slot is reused.
             self.nodes[slot].entry = Entry(result: self.nodes[slot].entry.result, raw: [], json: [])
             self.free.append(slot)

@@ -1,0 +1,121 @@
+import Foundation
+@testable import GatewayServer
+import DeliveryResults
+import SENSMock
+import Signing
+import Synchronization
+import Testing
+
+/// The memory budget: bodies held at once across connections, SENS answers held at once, the cache in bytes.
+@Suite("Memory budget")
+struct MemoryBudgetTests {
+    static func residentKilobytes(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test("a hundred 1 MiB sends at once against an 8 MiB body budget: the rest are 503 overloaded, and RSS stays bounded")
+    func bodyBudget() async throws {
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("budget-secret"))
+        let mockPort = try await mock.start()
+        defer { Task { await mock.stop() } }
+        let port = try await freePort()
+        let process = Process()
+        process.executableURL = try sensgateExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
+        process.environment = [
+            "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "budget-secret", "SENSGATE_MAX_BUFFERED_BODY_BYTES": "8388608",
+            "SENSGATE_LOG_LEVEL": "warning", "SENSGATE_UPSTREAM_TIMEOUT": "20",
+        ]
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        try await waitUntilServing(port: port)
+        let before = Self.residentKilobytes(process.processIdentifier)
+        // Each send is held at the gateway while SENS takes 3 s to answer it.
+        let body = "{\"pad\":\"" + String(repeating: "x", count: 1_048_000) + "\"}"
+        let request = "POST /sms/v2/services/s/messages/fault-delay-3000 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+        let peak = PeakRSS()
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                // Samples RSS while the sends are held.
+                for _ in 0..<60 {
+                    peak.record(Self.residentKilobytes(process.processIdentifier))
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return -1
+            }
+            for _ in 0..<100 {
+                group.addTask { try await RawHTTP.exchange(port: port, request, timeout: .seconds(30)).status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }.filter { $0 >= 0 }
+        }
+        #expect(statuses.count == 100)
+        let overloaded = statuses.filter { $0 == 503 }.count
+        #expect(overloaded >= 80, "\(statuses.sorted())")
+        // The budget's worth went to SENS (whose answer to a POST on a message path is 405, after the delay).
+        #expect(statuses.filter { $0 != 503 } == Array(repeating: 405, count: 8), "\(statuses.sorted())")
+        // 100 bodies of 1 MiB would be 100 MiB; the budget holds 8.
+        #expect(peak.value - before < 50_000, "RSS \(before) kB → peak \(peak.value) kB")
+        #expect(mock.receivedRequests.count <= 8)
+        process.terminate()
+    }
+
+    @Test("the result cache is bounded in bytes as well as entries")
+    func cacheBytes() throws {
+        let cache = ResultCache(capacity: 50, maxBytes: 10_000, ttl: .seconds(60))
+        let result = try #require(
+            try Normalizer().normalize(
+                channel: .sms, serviceId: "s",
+                body: Array(#"{"statusCode":"200","statusName":"success","messages":[{"messageId":"m","requestId":"r","status":"COMPLETED","statusCode":"0","statusName":"success"}]}"#.utf8)
+            ).first)
+        let entry = ResultCache.Entry(result: result, raw: [UInt8](repeating: 0x20, count: 2000), json: [UInt8](repeating: 0x20, count: 500))
+        for index in 0..<50 { cache.put(.init(channel: .sms, serviceId: "s", messageId: "m-\(index)"), entry) }
+        #expect(cache.bytes <= 10_000)
+        #expect(cache.count == 10_000 / entry.weight)
+        // The most recent are the ones kept.
+        #expect(cache.get(.init(channel: .sms, serviceId: "s", messageId: "m-49")) != nil)
+        #expect(cache.get(.init(channel: .sms, serviceId: "s", messageId: "m-0")) == nil)
+        // An entry larger than the whole bound is not kept at all.
+        cache.put(.init(channel: .sms, serviceId: "s", messageId: "big"), .init(result: result, raw: [UInt8](repeating: 0, count: 20_000), json: []))
+        #expect(cache.get(.init(channel: .sms, serviceId: "s", messageId: "big")) == nil)
+    }
+
+    @Test("SENS answers held at once are bounded: past the budget a call fails, and the budget comes back")
+    func responseBudget() async throws {
+        try await TestGateway.run(configure: {
+            $0.maxResponseBytes = 1_000_000
+            $0.maxBufferedResponseBytes = 1_200_000
+            $0.retryPolicy.maxRetries = 0
+            $0.upstreamTimeout = .seconds(3)
+        }) { gw in
+            // Two answers stall halfway, holding 2 × 500 kB of the 1.2 MB budget until they time out.
+            let stalled = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<2 { group.addTask { try await gw.send("GET", "/sms/v2/services/s/messages/fault-stall-500000").status } }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            try await waitFor { gw.mock.receivedRequests.count >= 2 }
+            // Meanwhile a 300 kB answer does not fit; once curl holds the stalled halves, it fails.
+            var refused = false
+            for _ in 0..<40 where !refused {
+                refused = try await gw.send("GET", "/sms/v2/services/s/messages/fault-huge-300000").status == 502
+                if !refused { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(refused)
+            #expect(try await stalled.value.allSatisfy { $0 >= 500 })
+            // Their bytes are given back with them: the same answer fits now.
+            #expect(try await gw.send("GET", "/sms/v2/services/s/messages/fault-huge-300000").status == 200)
+        }
+    }
+}
+
+/// The largest value recorded, from any task.
+final class PeakRSS: Sendable {
+    private let peak = Mutex(0)
+    func record(_ value: Int) { self.peak.withLock { $0 = max($0, value) } }
+    var value: Int { self.peak.withLock { $0 } }
+}
