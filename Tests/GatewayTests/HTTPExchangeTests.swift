@@ -211,6 +211,7 @@ struct HTTPExchangeTests {
                 port: gw.port, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n", count: 2,
                 untilClosed: true, timeout: .seconds(5))
             #expect(kept.map(\.status) == [200, 200])
+            #expect(kept.first?.header("connection") == "keep-alive")
         }
     }
 
@@ -302,7 +303,7 @@ struct ExchangesTests {
         #expect(!step8)  // once
         machine.receivedEnd()
         let step9 = machine.writingFinalHead(saysClose: false)
-        #expect(!step9)
+        #expect(step9 != .close)
         let step10 = machine.writingEnd()
         #expect(step10 == .none)
         // Behind an owed answer: deferred until that answer's end, and the timer starts then.
@@ -313,7 +314,7 @@ struct ExchangesTests {
         let step12 = machine.bodyWanted()
         #expect(!step12)
         let step13 = machine.writingFinalHead(saysClose: false)
-        #expect(!step13)
+        #expect(step13 != .close)
         let step14 = machine.writingEnd()
         #expect(step14 == .nextRequest(sendContinue: true))
         machine.receivedEnd()
@@ -323,7 +324,7 @@ struct ExchangesTests {
         // Refused before the route asked: the connection ends after the answer.
         _ = machine.receivedHead(Self.head(expect: true))
         let step16 = machine.writingFinalHead(saysClose: false)
-        #expect(step16)
+        #expect(step16 == .close)
         let step17 = machine.writingEnd()
         #expect(step17 == .close)
     }
@@ -336,7 +337,7 @@ struct ExchangesTests {
             #expect(step18.closesConnection)
             machine.receivedEnd()
             let step19 = machine.writingFinalHead(saysClose: false)
-            #expect(step19)
+            #expect(step19 == .close)
             let step20 = machine.writingEnd()
             #expect(step20 == .close)
         }
@@ -344,7 +345,7 @@ struct ExchangesTests {
         _ = machine.receivedHead(Self.head())
         machine.receivedEnd()
         let step21 = machine.writingFinalHead(saysClose: true)
-        #expect(step21)
+        #expect(step21 == .close)
         let step22 = machine.writingEnd()
         #expect(step22 == .close)
         // Pipelined: only the last answer says close.
@@ -354,13 +355,28 @@ struct ExchangesTests {
         _ = pipelined.receivedHead(Self.head(keepAlive: false))
         pipelined.receivedEnd()
         let step23 = pipelined.writingFinalHead(saysClose: false)
-        #expect(!step23)
+        #expect(step23 != .close)
         let step24 = pipelined.writingEnd()
         #expect(step24 == .none)
         let step25 = pipelined.writingFinalHead(saysClose: false)
-        #expect(step25)
+        #expect(step25 == .close)
         let step26 = pipelined.writingEnd()
         #expect(step26 == .close)
+    }
+
+    @Test("an HTTP/1.0 request with keep-alive gets an answer that says keep-alive")
+    func http10KeepAlive() {
+        var machine = Exchanges()
+        _ = machine.receivedHead(Self.head(http11: false, hosts: 0, keepAlive: true))
+        machine.receivedEnd()
+        let header = machine.writingFinalHead(saysClose: false)
+        #expect(header == .keepAlive)
+        let end = machine.writingEnd()
+        #expect(end == .none)
+        _ = machine.receivedHead(Self.head())
+        machine.receivedEnd()
+        let plain = machine.writingFinalHead(saysClose: false)
+        #expect(plain == .none)
     }
 }
 

@@ -42,9 +42,20 @@ extension ExchangeGuardHandler {
         private var reading: (expectsContinue: Bool, continueSent: Bool, bodyWanted: Bool)? = nil
         /// The connection ends after the last owed answer.
         private(set) var closing = false
+        /// For each owed answer, oldest first: whether its request was HTTP/1.0 with keep-alive, whose answer must say
+        /// `Connection: keep-alive` for the client to keep the connection.
+        private var keepAlive10: [Bool] = []
+
+        /// The `Connection` header a final answer must carry.
+        enum ConnectionHeader: Equatable {
+            case none
+            case close
+            case keepAlive
+        }
 
         mutating func receivedHead(_ head: Head) -> HeadAction {
             self.owed += 1
+            self.keepAlive10.append(!head.isHTTP11 && head.keepAlive)
             var action = HeadAction(rejection: nil, closesConnection: false, armTimer: self.owed == 1)
             if !head.isOriginForm || head.isConnect {
                 action.rejection = .notOriginForm
@@ -76,15 +87,17 @@ extension ExchangeGuardHandler {
         /// A final answer's head is about to be written.
         /// - Parameter saysClose: Whether the answer itself says `Connection: close` (Hummingbird's `400` to a
         ///   request the parser rejected).
-        /// - Returns: Whether it must say `Connection: close`.
-        mutating func writingFinalHead(saysClose: Bool) -> Bool {
+        /// - Returns: The `Connection` header it must carry.
+        mutating func writingFinalHead(saysClose: Bool) -> ConnectionHeader {
             if saysClose { self.closing = true }
             // The answer to the request still being read, given before its client was told to send the body (a
             // `401`, a `413`): the body may never come, so the connection cannot carry another request.
             if self.owed == 1, let reading = self.reading, reading.expectsContinue, !reading.continueSent {
                 self.closing = true
             }
-            return self.closing && self.owed == 1
+            let keepAlive10 = self.keepAlive10.isEmpty ? false : self.keepAlive10.removeFirst()
+            if self.closing && self.owed == 1 { return .close }
+            return keepAlive10 ? .keepAlive : .none
         }
 
         /// An answer's end is about to be written.

@@ -130,7 +130,11 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 head = self.parserErrorAnswer(error)
             }
             let saysClose = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
-            if self.exchanges.writingFinalHead(saysClose: saysClose) { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            switch self.exchanges.writingFinalHead(saysClose: saysClose) {
+            case .close: head.headers.replaceOrAdd(name: "connection", value: "close")
+            case .keepAlive: head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            case .none: break
+            }
             context.write(self.wrapOutboundOut(.head(head)), promise: promise)
         case .head, .body:
             context.write(data, promise: promise)
