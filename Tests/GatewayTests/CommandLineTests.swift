@@ -63,22 +63,9 @@ struct CommandLineTests {
 
     @Test("SIGTERM lets the request in flight finish, then exits 0")
     func gracefulDrain() async throws {
-        let secret = "drain-secret"
-        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
-        let mockPort = try await mock.start()
-        defer { Task { await mock.stop() } }
-        let port = try await freePort()
-        let process = Process()
-        process.executableURL = try sensgateExecutable()
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
-        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-
-        try await waitUntilServing(port: port)
+        let serve = try await ServeProcess.start()
+        let (process, port, mock, out) = (serve.process, serve.port, serve.mock, serve.output)
+        defer { Task { await serve.stop() } }
 
         // Under load: 40 requests in flight, each answered by the mock after two seconds.
         let inFlight = Task {
@@ -105,7 +92,7 @@ struct CommandLineTests {
         #expect(process.terminationStatus == 0)
         let logs = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(logs.contains(#""msg":"request""#))
-        #expect(!logs.contains(secret))
+        #expect(!logs.contains("serve-process-secret"))
     }
 
     @Test("sensgate demo runs the tour through the gateway and exits with --once")

@@ -79,20 +79,8 @@ struct LogWriterTests {
 
     @Test("sensgate serve with a stdout nobody reads keeps answering, and counts the dropped lines")
     func serveWithStalledStdout() async throws {
-        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("log-secret"))
-        let mockPort = try await mock.start()
-        defer { Task { await mock.stop() } }
-        let port = try await freePort()
-        let process = Process()
-        process.executableURL = try sensgateExecutable()
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
-        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "log-secret", "SENSGATE_SMS_SERVICE_ID": Fixtures.smsServiceID]
-        let out = Pipe()  // never read while the requests run
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        try await waitUntilServing(port: port)
+        let serve = try await ServeProcess.start(environment: ["SENSGATE_SMS_SERVICE_ID": Fixtures.smsServiceID])
+        let port = serve.port
         // Pipelined on a few connections: 4 × 400 requests, each an access-log line of ~3.7 kB (6 MB: more than
         // the writer's 4 MiB buffer and the pipe hold).
         let request = "GET /healthz?pad=\(String(repeating: "p", count: 3500)) HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -109,6 +97,6 @@ struct LogWriterTests {
         let dropped = metrics.text.split(separator: "\n").first { $0.hasPrefix("sensgate_log_lines_dropped_total ") }
         let count = dropped.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
         #expect(count > 0, "\(dropped ?? "no sensgate_log_lines_dropped_total")")
-        process.terminate()
+        await serve.stop()
     }
 }

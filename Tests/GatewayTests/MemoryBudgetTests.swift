@@ -17,22 +17,10 @@ struct MemoryBudgetTests {
 
     @Test("a hundred 1 MiB sends at once against an 8 MiB body budget: the rest are 503 overloaded, and RSS stays bounded")
     func bodyBudget() async throws {
-        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("budget-secret"))
-        let mockPort = try await mock.start()
-        defer { Task { await mock.stop() } }
-        let port = try await freePort()
-        let process = Process()
-        process.executableURL = try sensgateExecutable()
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
-        process.environment = [
-            "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "budget-secret", "SENSGATE_MAX_BUFFERED_BODY_BYTES": "8388608",
-            "SENSGATE_LOG_LEVEL": "warning", "SENSGATE_UPSTREAM_TIMEOUT": "20",
-        ]
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        try await waitUntilServing(port: port)
+        let serve = try await ServeProcess.start(environment: [
+            "SENSGATE_MAX_BUFFERED_BODY_BYTES": "8388608", "SENSGATE_LOG_LEVEL": "warning", "SENSGATE_UPSTREAM_TIMEOUT": "20",
+        ])
+        let process = serve.process, port = serve.port
         let before = Self.residentKilobytes(process.processIdentifier)
         // Each send is held at the gateway while SENS takes 3 s to answer it.
         let body = "{\"pad\":\"" + String(repeating: "x", count: 1_048_000) + "\"}"
@@ -59,8 +47,8 @@ struct MemoryBudgetTests {
         #expect(statuses.filter { $0 != 503 } == Array(repeating: 405, count: 8), "\(statuses.sorted())")
         // 100 bodies of 1 MiB would be 100 MiB; the budget holds 8.
         #expect(peak.value - before < 50_000, "RSS \(before) kB → peak \(peak.value) kB")
-        #expect(mock.receivedRequests.count <= 8)
-        process.terminate()
+        #expect(serve.mock.receivedRequests.count <= 8)
+        await serve.stop()
     }
 
     @Test("the result cache is bounded in bytes as well as entries")

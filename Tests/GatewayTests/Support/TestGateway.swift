@@ -246,6 +246,46 @@ func freePort() async throws -> Int {
     return port
 }
 
+/// A real `sensgate serve` process (the binary as shipped, not a gateway in the test process) in front of a fresh mock.
+struct ServeProcess {
+    let process: Process
+    let port: Int
+    let mock: SENSMock
+    /// The process's standard output (its access log); nobody reads it unless a test does.
+    let output: Pipe
+
+    /// Starts the mock and `sensgate serve` pointed at it, and waits until it serves.
+    /// - Parameter environment: Settings beyond the key pair (which the mock knows).
+    static func start(environment: [String: String] = [:]) async throws -> ServeProcess {
+        let secret = "serve-process-secret"
+        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
+        let mockPort = try await mock.start()
+        let port = try await freePort()
+        let process = Process()
+        process.executableURL = try sensgateExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
+        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret].merging(environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = Pipe()
+        try process.run()
+        let running = ServeProcess(process: process, port: port, mock: mock, output: output)
+        do {
+            try await waitUntilServing(port: port)
+        } catch {
+            await running.stop()
+            throw error
+        }
+        return running
+    }
+
+    /// Ends the process (if still running) and the mock.
+    func stop() async {
+        if self.process.isRunning { self.process.terminate() }
+        await self.mock.stop()
+    }
+}
+
 /// Waits until a `sensgate serve` started as a separate process answers `/healthz` (at most about 5 s).
 func waitUntilServing(port: Int) async throws {
     for _ in 0..<200 {
