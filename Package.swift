@@ -64,10 +64,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SENSClient",
+            dependencies: ["Signing", "UpstreamClient"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "GatewayServer",
             dependencies: [
                 "Signing",
                 "UpstreamClient",
+                "SENSClient",
                 "DeliveryResults",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -134,6 +140,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "GatewayServer",
+                "SENSClient",
                 "SENSMock",
                 "UpstreamClient",
                 "Signing",

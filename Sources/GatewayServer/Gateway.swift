@@ -1,5 +1,6 @@
 // GatewayServer: sensgate's HTTP server — signed passthrough, unified delivery results, health and metrics.
 
+import SENSClient
 public import Hummingbird
 import DeliveryResults
 import HummingbirdCore

@@ -2,6 +2,7 @@ import Foundation
 @testable import GatewayServer
 import SENSMock
 import Signing
+@testable import SENSClient
 import Testing
 
 @Suite("Retries")
@@ -69,8 +70,9 @@ struct RetryTests {
             let response = try await gw.send("GET", "/v1/results/sms/fault-status-502")
             // Without the deadline, ten retries with these backoffs would take several seconds; slack for a loaded machine.
             #expect(ContinuousClock.now - start < .seconds(3))
-            #expect(response.status == 502)
-            #expect(try response.error().code == "upstream_error")
+            // The last attempt's answer, or — when a loaded machine leaves it too little of the deadline — its timeout.
+            #expect(response.status == 502 || response.status == 504)
+            #expect(try ["upstream_error", "upstream_timeout"].contains(response.error().code))
             #expect(gw.mock.receivedRequests.count < 11)
         }
     }

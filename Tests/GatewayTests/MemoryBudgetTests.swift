@@ -4,6 +4,7 @@ import DeliveryResults
 import SENSMock
 import Signing
 import Synchronization
+@testable import SENSClient
 import Testing
 
 /// The memory budget: bodies held at once across connections, SENS answers held at once, the cache in bytes.

@@ -2,6 +2,7 @@ import Foundation
 @testable import GatewayServer
 import SENSMock
 import Signing
+@testable import SENSClient
 import Testing
 import Yams
 

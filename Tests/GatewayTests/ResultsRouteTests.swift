@@ -1,6 +1,7 @@
 import Foundation
 import GatewayServer
 import SENSMock
+@testable import SENSClient
 import Testing
 
 /// The `/v1` routes end to end: client → sensgate → the signature-verifying SENS mock.

@@ -1,6 +1,7 @@
 import Foundation
 @testable import GatewayServer
 import SENSMock
+@testable import SENSClient
 import Testing
 
 /// The SENS client over real sockets: what happened on the wire decides retries, the breaker and the error, and the
@@ -128,7 +129,8 @@ struct SENSClientTests {
     func separateAdmission() async throws {
         try await TestGateway.run(configure: { $0.upstreamMaxInFlight = 4 }) { gw in
             // Four slow lookups fill the lookup cap.
-            gw.mock.injectFault(.delay(milliseconds: 1500), count: 4)
+            // Long enough that none of them can finish while the test looks, however loaded the machine.
+            gw.mock.injectFault(.delay(milliseconds: 5000), count: 4)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<4 {
                     group.addTask { _ = try await gw.send("GET", Self.lookup) }

@@ -2,6 +2,7 @@ import Foundation
 import GatewayServer
 import SENSMock
 import Signing
+@testable import SENSClient
 import Testing
 
 @Suite("Secrets")

@@ -1,3 +1,4 @@
+import SENSClient
 import FoundationEssentials
 import Logging
 public import Signing

@@ -1,3 +1,4 @@
+public import SENSClient
 public import Logging
 public import Signing
 

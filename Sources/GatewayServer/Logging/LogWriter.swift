@@ -1,3 +1,4 @@
+import SENSClient
 import NIOConcurrencyHelpers
 import NIOPosix
 import Synchronization

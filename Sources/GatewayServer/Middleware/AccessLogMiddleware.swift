@@ -1,3 +1,4 @@
+import SENSClient
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -1,3 +1,4 @@
+import SENSClient
 import DeliveryResults
 import HTTPTypes
 import Hummingbird
@@ -204,7 +205,7 @@ struct DeliveryLookup: Sendable {
         let sent = await withCheckedContinuation { continuation in
             self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { continuation.resume(returning: $0) }
         }
-        return try sent.flatMap { self.normalize($0, lookup: lookup) }.get()
+        return try sent.mapError { GatewayError($0, method: "GET") }.flatMap { self.normalize($0, lookup: lookup) }.get()
     }
 
     /// SENS's answer as delivery results, or the error it amounts to.

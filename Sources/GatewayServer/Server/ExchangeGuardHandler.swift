@@ -1,3 +1,4 @@
+import SENSClient
 import HTTPTypes
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import SENSClient
 import HummingbirdCore
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import SENSClient
 import Metrics
 public import Prometheus
 import Synchronization
@@ -68,7 +69,7 @@ public struct GatewayMetrics: Sendable {
     }
 
     /// One upstream call: `outcome` is the HTTP status class (`2xx`…) or the transport error kind.
-    func recordUpstream(route: String, outcome: String, duration: Duration) {
+    package func recordUpstream(route: String, outcome: String, duration: Duration) {
         self.upstreamDurations.series(for: route) {
             self.histogram("sensgate_upstream_request_duration_seconds", help: "Time of one call to SENS, by route.", [("route", route)])
         }.record(duration)
@@ -93,12 +94,12 @@ public struct GatewayMetrics: Sendable {
     }
 
     /// One retry of an upstream call, by why the previous attempt failed.
-    func recordRetry(route: String, reason: String) {
+    package func recordRetry(route: String, reason: String) {
         Counter(label: "sensgate_upstream_retries_total", dimensions: [("route", route), ("reason", reason)], factory: self.factory).increment()
     }
 
     /// An upstream call the gateway's own limits refused (`rate`, `in_flight`, `circuit_open`).
-    func recordRefusal(reason: String) {
+    package func recordRefusal(reason: String) {
         Counter(label: "sensgate_upstream_refused_total", dimensions: [("reason", reason)], factory: self.factory).increment()
     }
 
@@ -123,7 +124,7 @@ public struct GatewayMetrics: Sendable {
     }
 
     /// The circuit breaker opened.
-    func recordBreakerOpened() {
+    package func recordBreakerOpened() {
         Counter(label: "sensgate_circuit_breaker_opened_total", factory: self.factory).increment()
     }
 

@@ -1,19 +1,60 @@
-import Signing
+// SENSClient: every call to SENS — signed, admitted (rate, calls in flight, circuit breaker), sent through the curl
+// client, retried as far as is safe — with one outcome type saying how far each call got.
+
+package import Signing
 import Synchronization
-import UpstreamClient
+package import UpstreamClient
+
+/// Why a call to SENS produced no answer to pass on.
+package enum SENSCallFailure: Error, Sendable {
+    /// The gateway's own limits refused it: nothing was sent.
+    case refused(UpstreamGuard.Refusal)
+    /// The transport failed; the error says how far the request got (``UpstreamError/stage``).
+    case transport(UpstreamError)
+}
+
+/// What a call to SENS notes for its caller's access log while it runs: the status of the last answer, curl's text
+/// for a failure.
+package protocol SENSCallRecord: AnyObject, Sendable {
+    var upstreamStatus: Int? { get set }
+    var upstreamDetail: String? { get set }
+}
+
+/// Where a SENS call's metrics go.
+package protocol SENSCallMetrics: Sendable {
+    /// A call the gateway's own limits refused (`rate`, `in_flight`, `circuit_open`).
+    func recordRefusal(reason: String)
+    /// One attempt's outcome (`2xx` … `5xx`, or a transport failure kind) and how long it took.
+    func recordUpstream(route: String, outcome: String, duration: Duration)
+    func recordRetry(route: String, reason: String)
+    /// The circuit breaker opened or reopened.
+    func recordBreakerOpened()
+}
 
 /// Signs and sends requests to SENS: the one path every upstream call takes, passthrough and lookups alike.
 ///
 /// Each attempt is admitted by the ``UpstreamGuard`` (rate, calls in flight, circuit breaker), signed afresh, and
 /// given what is left of one deadline; retryable failures are tried again per the ``RetryPolicy``.
-struct SignedUpstream: Sendable {
-    let client: UpstreamClient
-    let credentials: CredentialStore
-    let metrics: GatewayMetrics
-    let policy: RetryPolicy
-    let limits: UpstreamGuard
+package struct SignedUpstream: Sendable {
+    package let client: UpstreamClient
+    package let credentials: CredentialStore
+    package let metrics: any SENSCallMetrics
+    package let policy: RetryPolicy
+    package let limits: UpstreamGuard
     /// The deadline for all attempts of one call together.
-    let timeout: Duration
+    package let timeout: Duration
+
+    package init(
+        client: UpstreamClient, credentials: CredentialStore, metrics: any SENSCallMetrics, policy: RetryPolicy, limits: UpstreamGuard,
+        timeout: Duration
+    ) {
+        self.client = client
+        self.credentials = credentials
+        self.metrics = metrics
+        self.policy = policy
+        self.limits = limits
+        self.timeout = timeout
+    }
 
     /// Sends a request, retrying what may be retried; cancelling the calling task cancels the call.
     /// - Parameters:
@@ -21,11 +62,11 @@ struct SignedUpstream: Sendable {
     ///   - route: The route label for metrics.
     ///   - record: Where the upstream status is noted for the access log.
     /// - Returns: The last response SENS gave, whatever its status.
-    /// - Throws: ``GatewayError`` for a transport failure or a refusal by the gateway's own limits.
-    func send(_ request: UpstreamRequest, route: String, record: RequestRecord) async throws(GatewayError) -> UpstreamResponse {
+    /// - Throws: ``SENSCallFailure`` for a transport failure or a refusal by the gateway's own limits.
+    package func send(_ request: UpstreamRequest, route: String, record: any SENSCallRecord) async throws(SENSCallFailure) -> UpstreamResponse {
         let cancellation = UpstreamCancellation()
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, GatewayError>, Never>) in
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, SENSCallFailure>, Never>) in
                 self.send(request, route: route, record: record, cancellation: cancellation) { continuation.resume(returning: $0) }
             }
         } onCancel: {
@@ -34,14 +75,14 @@ struct SignedUpstream: Sendable {
         return try result.get()
     }
 
-    /// Sends a request, retrying what may be retried, without a task: for callers on an event loop.
+    /// Sends a request, retrying what may be retried, without a task.
     ///
     /// `completion` runs exactly once, on whichever thread finished the call (usually the upstream client's), so it
     /// must only hand the result on. Retries wait in a task of their own; they are rare. `cancellation` is `nil` for a
     /// call no one cancels.
-    func send(
-        _ request: UpstreamRequest, route: String, record: RequestRecord, cancellation: UpstreamCancellation?,
-        completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
+    package func send(
+        _ request: UpstreamRequest, route: String, record: any SENSCallRecord, cancellation: UpstreamCancellation?,
+        completion: @escaping @Sendable (Result<UpstreamResponse, SENSCallFailure>) -> Void
     ) {
         let deadline = ContinuousClock.now + (request.timeout ?? self.timeout)
         self.attempt(request, retry: 0, deadline: deadline, route: route, record: record, cancellation: cancellation, completion: completion)
@@ -49,11 +90,11 @@ struct SignedUpstream: Sendable {
 
     /// One admitted, freshly signed attempt; then the answer, or another attempt.
     private func attempt(
-        _ request: UpstreamRequest, retry: Int, deadline: ContinuousClock.Instant, route: String, record: RequestRecord,
-        cancellation: UpstreamCancellation?, completion: @escaping @Sendable (Result<UpstreamResponse, GatewayError>) -> Void
+        _ request: UpstreamRequest, retry: Int, deadline: ContinuousClock.Instant, route: String, record: any SENSCallRecord,
+        cancellation: UpstreamCancellation?, completion: @escaping @Sendable (Result<UpstreamResponse, SENSCallFailure>) -> Void
     ) {
         if cancellation?.isCancelled == true {
-            completion(.failure(GatewayError(.upstreamUnreachable, "the call was cancelled while waiting to retry")))
+            completion(.failure(.transport(UpstreamError(.cancelled, "the call was cancelled while waiting to retry"))))
             return
         }
         let kind = UpstreamGuard.Kind(method: request.method)
@@ -62,7 +103,7 @@ struct SignedUpstream: Sendable {
             admission = try self.limits.admit(kind)
         } catch {
             self.metrics.recordRefusal(reason: error.metricLabel)
-            completion(.failure(error.gatewayError))
+            completion(.failure(.refused(error)))
             return
         }
         var signedRequest = request
@@ -105,7 +146,7 @@ struct SignedUpstream: Sendable {
             guard cancellation?.isCancelled != true, RetryPolicy.isRetryable(outcome, method: request.method),
                 let delay = self.policy.delay(beforeRetry: retry + 1, after: outcome, remaining: deadline - .now, random: Double.random(in: 0..<1))
             else {
-                completion(result.mapError { GatewayError(upstream: $0, method: request.method) })
+                completion(result.mapError { .transport($0) })
                 return
             }
             self.metrics.recordRetry(route: route, reason: outcome.metricLabel)
@@ -137,7 +178,7 @@ extension SignedUpstream {
 }
 
 /// Cancels one call to SENS, whichever attempt it is on.
-final class UpstreamCancellation: Sendable {
+package final class UpstreamCancellation: Sendable {
     private let state = Mutex<(cancelled: Bool, call: UpstreamCall?)>((false, nil))
 
     var isCancelled: Bool { self.state.withLock { $0.cancelled } }
@@ -178,17 +219,6 @@ extension UpstreamGuard.Refusal {
         case .rateLimited: "rate"
         case .tooManyInFlight: "in_flight"
         case .circuitOpen: "circuit_open"
-        }
-    }
-
-    var gatewayError: GatewayError {
-        switch self {
-        case .rateLimited:
-            GatewayError(.rateLimited, "the gateway's limit on calls to SENS is reached; try again shortly", retryAfterSeconds: 1)
-        case .tooManyInFlight:
-            GatewayError(.rateLimited, "too many calls to SENS are in flight; try again shortly", retryAfterSeconds: 1)
-        case .circuitOpen(let seconds):
-            GatewayError(.upstreamUnreachable, "SENS could not be connected to recently; failing fast", retryAfterSeconds: seconds)
         }
     }
 }

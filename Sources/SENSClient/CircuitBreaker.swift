@@ -10,16 +10,16 @@ import Synchronization
 /// after `probeDeadline`. Any answer from SENS, to any call, closes the circuit.
 ///
 /// The decisions are ``StateMachine``'s, a value behind a mutex: computed under the lock, reported after it.
-final class CircuitBreaker: Sendable {
+package final class CircuitBreaker: Sendable {
     /// Where the circuit is.
-    enum Phase: Equatable {
+    package enum Phase: Equatable {
         case closed
         case open(until: ContinuousClock.Instant)
         /// One probe is out (its number, and when it left).
         case probing(since: ContinuousClock.Instant, probe: UInt64)
 
         /// For the `sensgate_upstream_circuit_state` gauge: 0 closed, 1 open, 2 probing.
-        var gaugeValue: Int {
+        package var gaugeValue: Int {
             switch self {
             case .closed: 0
             case .open: 1
@@ -29,7 +29,7 @@ final class CircuitBreaker: Sendable {
     }
 
     /// How a call was let through.
-    enum Admission: Equatable {
+    package enum Admission: Equatable {
         /// An ordinary call.
         case call
         /// The half-open probe with this number: its outcome decides the circuit.
@@ -137,12 +137,12 @@ final class CircuitBreaker: Sendable {
         self.state = Mutex(StateMachine(threshold: threshold, cooldown: cooldown, probeDeadline: probeDeadline))
     }
 
-    var phase: Phase { self.state.withLock { $0.phase } }
+    package var phase: Phase { self.state.withLock { $0.phase } }
 
     /// Whether calls are refused now: open, with its cooldown still running. After the cooldown the next call probes,
     /// so the gateway counts as ready again (a readiness probe that kept it out of its Service's endpoints would
     /// leave it no call to probe with).
-    func isRefusing(now: ContinuousClock.Instant = .now) -> Bool {
+    package func isRefusing(now: ContinuousClock.Instant = .now) -> Bool {
         if case .open(let until) = self.phase { return now < until }
         return false
     }

@@ -1,17 +1,17 @@
-import Signing
+package import Signing
 import Synchronization
 
 /// Holds the current signer so the key pair can be replaced while serving (key rotation).
-final class CredentialStore: Sendable {
+package final class CredentialStore: Sendable {
     private let current: Mutex<Signer>
 
-    init(_ signer: Signer) {
+    package init(_ signer: Signer) {
         self.current = Mutex(signer)
     }
 
-    var signer: Signer { self.current.withLock { $0 } }
+    package var signer: Signer { self.current.withLock { $0 } }
 
-    func replace(with signer: Signer) {
+    package func replace(with signer: Signer) {
         self.current.withLock { $0 = signer }
     }
 }

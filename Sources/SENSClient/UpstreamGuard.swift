@@ -4,21 +4,21 @@ import UpstreamClient
 /// Protects the SENS account: a token bucket on upstream calls (shared by every call), caps on calls in flight — one
 /// for sends and one for lookups, so that a storm of batch lookups cannot take every slot from sends — and a circuit
 /// breaker that fails fast while SENS cannot be connected to.
-final class UpstreamGuard: Sendable {
+package final class UpstreamGuard: Sendable {
     /// Which in-flight cap a call counts against.
-    enum Kind {
+    package enum Kind {
         /// `GET` and `HEAD`: result lookups and reads.
         case lookup
         /// Every other method: sends and changes.
         case send
 
-        init(method: String) {
+        package init(method: String) {
             self = UpstreamRequest.isRepeatable(method: method) ? .lookup : .send
         }
     }
 
     /// Why a call was not let through.
-    enum Refusal: Error, Equatable {
+    package enum Refusal: Error, Equatable {
         case rateLimited
         case tooManyInFlight
         case circuitOpen(retryAfterSeconds: Int)
@@ -29,12 +29,12 @@ final class UpstreamGuard: Sendable {
     private let maxInFlight: Int
     private let lookupsInFlight = Atomic<Int>(0)
     private let sendsInFlight = Atomic<Int>(0)
-    let breaker: CircuitBreaker
+    package let breaker: CircuitBreaker
 
     /// - Parameters:
     ///   - probeDeadline: How long a half-open probe may take before another is let through (a safety net: every
     ///     probe's own outcome closes or reopens the circuit).
-    init(rate: Double, burst: Int, maxInFlight: Int, breakerThreshold: Int, breakerCooldown: Duration, probeDeadline: Duration) {
+    package init(rate: Double, burst: Int, maxInFlight: Int, breakerThreshold: Int, breakerCooldown: Duration, probeDeadline: Duration) {
         self.bucket = rate > 0 ? TokenBucket(rate: rate, burst: max(1, burst)) : nil
         self.maxInFlight = maxInFlight
         self.breaker = CircuitBreaker(threshold: breakerThreshold, cooldown: breakerCooldown, probeDeadline: probeDeadline)
@@ -61,7 +61,7 @@ final class UpstreamGuard: Sendable {
     }
 
     /// Calls of a kind in flight now.
-    func inFlight(_ kind: Kind) -> Int { self.add(0, to: kind) }
+    package func inFlight(_ kind: Kind) -> Int { self.add(0, to: kind) }
 
     /// Adds to a kind's count of calls in flight. - Returns: The new count.
     @discardableResult
