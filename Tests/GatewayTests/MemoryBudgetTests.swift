@@ -16,7 +16,7 @@ struct MemoryBudgetTests {
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
-    @Test("a hundred 1 MiB sends at once against an 8 MiB body budget: the rest are 503 overloaded, and RSS stays bounded")
+    @Test("two hundred 1 MiB sends at once against an 8 MiB body budget: the rest are 503 overloaded, and RSS stays bounded")
     func bodyBudget() async throws {
         let serve = try await ServeProcess.start(environment: [
             "SENSGATE_MAX_BUFFERED_BODY_BYTES": "8388608", "SENSGATE_LOG_LEVEL": "warning", "SENSGATE_UPSTREAM_TIMEOUT": "20",
@@ -36,18 +36,19 @@ struct MemoryBudgetTests {
                 }
                 return -1
             }
-            for _ in 0..<100 {
+            for _ in 0..<200 {
                 group.addTask { try await RawHTTP.exchange(port: port, request, timeout: .seconds(30)).status }
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }.filter { $0 >= 0 }
         }
-        #expect(statuses.count == 100)
+        #expect(statuses.count == 200)
         let overloaded = statuses.filter { $0 == 503 }.count
-        #expect(overloaded >= 80, "\(statuses.sorted())")
+        #expect(overloaded >= 180, "\(statuses.sorted())")
         // The budget's worth went to SENS (whose answer to a POST on a message path is 405, after the delay).
         #expect(statuses.filter { $0 != 503 } == Array(repeating: 405, count: 8), "\(statuses.sorted())")
-        // 100 bodies of 1 MiB would be 100 MiB; the budget holds 8.
-        #expect(peak.value - before < 50_000, "RSS \(before) kB → peak \(peak.value) kB")
+        // 200 bodies of 1 MiB would be 200 MiB; the budget holds 8. The rest is the connections themselves and the
+        // reads of refused bodies being dropped, bounded per connection (measured ~47 MB for 200 in a debug build).
+        #expect(peak.value - before < 75_000, "RSS \(before) kB → peak \(peak.value) kB")
         #expect(serve.mock.receivedRequests.count <= 8)
         await serve.stop()
     }
