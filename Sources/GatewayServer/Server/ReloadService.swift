@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ServiceLifecycle
 import UnixSignals
 
@@ -19,10 +16,10 @@ struct ReloadService: Service {
             }
             if let path = self.gateway.configuration.callerTokensFile {
                 group.addTask {
-                    var last = Self.modification(of: path)
+                    var last = Self.contents(of: path)
                     while !Task.isShuttingDownGracefully && !Task.isCancelled {
                         try? await Task.sleep(for: self.pollInterval)
-                        let now = Self.modification(of: path)
+                        let now = Self.contents(of: path)
                         if now != last {
                             last = now
                             // The tokens file changed: only it is re-read (a key rotation waits for SIGHUP).
@@ -36,10 +33,9 @@ struct ReloadService: Service {
         }
     }
 
-    /// The file's modification time and size, or `nil` when it cannot be read.
-    static func modification(of path: String) -> [Int]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size)]
+    /// The file's text, or `nil` when it cannot be read. A tokens file is small: comparing its text catches every
+    /// change, even one within the same second and of the same size, which a modification time would not.
+    static func contents(of path: String) -> String? {
+        try? ConfigurationLoader.readTextFile(path)
     }
 }
