@@ -130,7 +130,9 @@ final class ExchangeGuardHandler: ChannelDuplexHandler, RemovableChannelHandler 
             if let error = self.parserError, head.headers["x-request-id"].isEmpty {
                 head = self.parserErrorAnswer(error)
             }
-            let saysClose = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+            // Looked at only when the answer has a Connection header at all (the router's answers have none).
+            let saysClose =
+                head.headers.contains(name: "connection") && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
             switch self.exchanges.writingFinalHead(saysClose: saysClose) {
             case .close: head.headers.replaceOrAdd(name: "connection", value: "close")
             case .keepAlive: head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
