@@ -48,7 +48,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "JSON",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "DeliveryResults",
+            dependencies: ["JSON"],
             resources: [.embedInCode("codes.csv")],
             swiftSettings: swiftSettings
         ),
@@ -75,6 +80,7 @@ let package = Package(
                 "UpstreamClient",
                 "SENSClient",
                 "DeliveryResults",
+                "JSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -108,6 +114,7 @@ let package = Package(
                 "SENSMock",
                 "Signing",
                 "DeliveryResults",
+                "JSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DeliveryResultsTests",
-            dependencies: ["DeliveryResults", "SENSMock"],
+            dependencies: ["DeliveryResults", "JSON", "SENSMock"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,8 @@
 // - a body either normalizes completely or is refused with a NormalizationError — never half-filled;
 // - every result serializes to JSON that sensgate's own parser reads back, with the class consistent.
 
+import JSON
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNormalizer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

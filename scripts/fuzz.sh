@@ -16,7 +16,11 @@ export PATH="/opt/swift/usr/bin:$PATH"
 } > "$out/PackageResources.swift"
 
 flags=(-O -parse-as-library -sanitize=fuzzer,address -swift-version 6)
-swiftc "${flags[@]}" Sources/DeliveryResults/*.swift "$out/PackageResources.swift" Fuzz/NormalizerFuzz.swift -o "$out/normalizer"
+# The JSON module first (DeliveryResults imports it), as a static library beside its interface.
+swiftc "${flags[@]}" -module-name JSON -emit-module -emit-module-path "$out/JSON.swiftmodule" -emit-library -static \
+  -o "$out/libJSON.a" Sources/JSON/*.swift
+swiftc "${flags[@]}" -I "$out" Sources/DeliveryResults/*.swift "$out/PackageResources.swift" Fuzz/NormalizerFuzz.swift \
+  "$out/libJSON.a" -o "$out/normalizer"
 swiftc "${flags[@]}" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift -o "$out/request-target"
 swiftc "${flags[@]}" Sources/GatewayServer/Configuration/YAMLSubset.swift Fuzz/YAMLSubsetFuzz.swift -o "$out/yaml-subset"
 

@@ -1,3 +1,5 @@
+public import JSON
+
 /// A channel sensgate looks delivery results up on.
 public enum DeliveryChannel: String, Sendable, CaseIterable {
     case sms

@@ -1,3 +1,5 @@
+public import JSON
+
 /// Why an upstream body could not be normalized: it is not the JSON shape SENS documents.
 public struct NormalizationError: Error, Sendable, Equatable, CustomStringConvertible {
     public let reason: String

@@ -1,4 +1,5 @@
 import DeliveryResults
+import JSON
 public import HTTPTypes
 public import UpstreamClient
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryResults
+import JSON
 import GatewayServer
 import Logging
 import NIOCore

@@ -135,9 +135,9 @@ struct ProtectionTests {
     @Test("over the cap on calls in flight: 429 rate_limited")
     func inFlightCap() async throws {
         try await TestGateway.run(configure: { $0.upstreamMaxInFlight = 1 }) { gw in
-            async let slow = gw.send("GET", "/v1/results/sms/fault-delay-1500")
-            // Wait until the slow call is at the mock, so it certainly holds the one slot.
-            for _ in 0..<200 where gw.mock.receivedRequests.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            // Slow enough that it still holds the one slot when the second call comes, however loaded the machine.
+            async let slow = gw.send("GET", "/v1/results/sms/fault-delay-5000")
+            try await waitFor { !gw.mock.receivedRequests.isEmpty }
             let second = try await gw.send("GET", "/v1/results/sms/sms-delivered-0001")
             #expect(second.status == 429)
             #expect(try second.error().code == "rate_limited")

@@ -79,7 +79,7 @@ struct MemoryBudgetTests {
             $0.maxResponseBytes = 1_000_000
             $0.maxBufferedResponseBytes = 1_200_000
             $0.retryPolicy.maxRetries = 0
-            $0.upstreamTimeout = .seconds(3)
+            $0.upstreamTimeout = .seconds(8)  // how long the stalled answers hold their bytes
         }) { gw in
             // Two answers stall halfway, holding 2 × 500 kB of the 1.2 MB budget until they time out.
             let stalled = Task {
@@ -91,7 +91,7 @@ struct MemoryBudgetTests {
             try await waitFor { gw.mock.receivedRequests.count >= 2 }
             // Meanwhile a 300 kB answer does not fit; once curl holds the stalled halves, it fails.
             var refused = false
-            for _ in 0..<40 where !refused {
+            for _ in 0..<120 where !refused {
                 refused = try await gw.send("GET", "/sms/v2/services/s/messages/fault-huge-300000").status == 502
                 if !refused { try await Task.sleep(for: .milliseconds(50)) }
             }

@@ -1,4 +1,5 @@
 import DeliveryResults
+import JSON
 import Logging
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import SENSClient
 import DeliveryResults
+import JSON
 import HTTPTypes
 import Hummingbird
 import NIOCore

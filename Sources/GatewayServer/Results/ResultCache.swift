@@ -1,4 +1,5 @@
 import DeliveryResults
+import JSON
 import Synchronization
 
 /// Completed delivery results, kept for a while: a completed result never changes upstream, so repeats are served

@@ -1,3 +1,5 @@
+// JSON: the parser and writer that results, errors and logs share — keys in order, numbers kept as text.
+
 /// Appends compact JSON to a byte array, keys in the order written.
 ///
 /// sensgate's output has a fixed key order and every key present (`null` when absent), which `Codable`'s synthesized
