@@ -32,8 +32,11 @@ final class CurlLoop: @unchecked Sendable {
     private let configuration: UpstreamConfiguration
     private let logger: Logger
     private let allowedProtocols: String
-    /// `scheme://authority`, the part of every URL that never changes.
+    /// `scheme://authority`, the part of every URL that never changes: parsed once into each handle's `CURLU`.
     private let urlPrefix: String
+    /// No proxy variable is set in the environment: each transfer is told so (`CURLOPT_PROXY ""`), which spares curl
+    /// looking five of them up per transfer. When one is set, curl reads them as usual (an egress proxy).
+    private let noProxyInEnvironment: Bool
     /// Only TLS connections can multiplex (HTTP/2 is negotiated by ALPN).
     private let multiplexes: Bool
 
@@ -43,6 +46,8 @@ final class CurlLoop: @unchecked Sendable {
     private var draining = false
     private var spareHandles: [EasyHandle] = []
     private var headerLine: [CChar] = []
+    /// The path, then the query, of the target being started, NUL-terminated, in one reused buffer.
+    private var urlPart: [CChar] = []
 
     /// curl_global_init is not thread-safe; a static `let` runs it once, under Swift's lazy-global lock.
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -57,6 +62,8 @@ final class CurlLoop: @unchecked Sendable {
         self.logger = logger
         self.allowedProtocols = origin.scheme
         self.urlPrefix = origin.description
+        let proxyVariables: [String] = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
+        self.noProxyInEnvironment = proxyVariables.allSatisfy { getenv($0) == nil }
         self.multiplexes = origin.scheme == "https"
         self.responseBudget = ResponseBudget(capacity: configuration.maxBufferedResponseBytes)
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
@@ -198,7 +205,7 @@ final class CurlLoop: @unchecked Sendable {
         let handle: EasyHandle
         if let spare = self.spareHandles.popLast() {
             handle = spare
-        } else if let fresh = EasyHandle() {
+        } else if let fresh = EasyHandle(origin: self.urlPrefix) {
             handle = fresh
         } else {
             transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl could not allocate a handle")))
@@ -207,12 +214,15 @@ final class CurlLoop: @unchecked Sendable {
         let easy = handle.easy
         transfer.handle = handle
         let request = transfer.request
-        let url = self.urlPrefix + request.target
         let totalTimeout = request.timeout ?? self.configuration.requestTimeout
         let totalMilliseconds = max(1, Self.milliseconds(totalTimeout))
         let connectMilliseconds = max(1, min(totalMilliseconds, Self.milliseconds(self.configuration.connectTimeout)))
 
-        var ok = sg_easy_setopt_string(easy, CURLOPT_URL, url) == CURLE_OK
+        // A URL handle parsed once with the origin; only the path and query change per request, so curl neither
+        // re-parses nor re-prints the whole URL (measured in a C client: ~19% of libcurl's instructions per transfer).
+        var ok = self.setTarget(request.target, on: handle)
+        ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(handle.url)) == CURLE_OK
+        if self.noProxyInEnvironment { ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROXY, "") == CURLE_OK }
         // Safety: the origin is fixed, redirects are not followed, no other protocol is allowed.
         ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, self.allowedProtocols) == CURLE_OK
         _ = sg_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
@@ -355,6 +365,21 @@ final class CurlLoop: @unchecked Sendable {
         } else {
             handle.free()
         }
+    }
+
+    /// Sets the handle's URL path and query from a request-target (`/path?query`), as they go on the wire.
+    private func setTarget(_ target: String, on handle: EasyHandle) -> Bool {
+        let bytes = target.utf8
+        let question = bytes.firstIndex(of: UInt8(ascii: "?"))
+        self.urlPart.removeAll(keepingCapacity: true)
+        for byte in bytes[..<(question ?? bytes.endIndex)] { self.urlPart.append(CChar(bitPattern: byte)) }
+        self.urlPart.append(0)
+        guard curl_url_set(handle.url, CURLUPART_PATH, self.urlPart, 0) == CURLUE_OK else { return false }
+        guard let question else { return curl_url_set(handle.url, CURLUPART_QUERY, nil, 0) == CURLUE_OK }
+        self.urlPart.removeAll(keepingCapacity: true)
+        for byte in bytes[bytes.index(after: question)...] { self.urlPart.append(CChar(bitPattern: byte)) }
+        self.urlPart.append(0)
+        return curl_url_set(handle.url, CURLUPART_QUERY, self.urlPart, 0) == CURLUE_OK
     }
 
     /// How far a transfer got, from curl's own account: request bytes sent, then a connection made.
@@ -542,21 +567,29 @@ final class ResponseBudget: @unchecked Sendable {
     }
 }
 
-/// An easy handle and the error buffer curl writes its failure text into, kept together for reuse.
-/// Touched only on the loop thread.
+/// An easy handle, the error buffer curl writes its failure text into, and a URL handle holding the origin, kept
+/// together for reuse. Touched only on the loop thread.
 struct EasyHandle {
     let easy: UnsafeMutableRawPointer
     let errorBuffer: UnsafeMutablePointer<CChar>
+    /// `scheme://authority` parsed once; each request sets its path and query.
+    let url: OpaquePointer
 
-    init?() {
-        guard let easy = curl_easy_init() else { return nil }
+    init?(origin: String) {
+        guard let url = curl_url() else { return nil }
+        guard curl_url_set(url, CURLUPART_URL, origin, 0) == CURLUE_OK, let easy = curl_easy_init() else {
+            curl_url_cleanup(url)
+            return nil
+        }
         self.easy = easy
+        self.url = url
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
     }
 
     func free() {
         curl_easy_cleanup(self.easy)
+        curl_url_cleanup(self.url)
         self.errorBuffer.deallocate()
     }
 }
