@@ -1,4 +1,4 @@
-public import UpstreamClient
+import UpstreamClient
 /// When and how long to wait before trying an upstream call again.
 ///
 /// Only calls that cannot do harm twice are retried: any method when no connection could be made (nothing was

@@ -1,7 +1,7 @@
 // SENSClient: every call to SENS — signed, admitted (rate, calls in flight, circuit breaker), sent through the curl
 // client, retried as far as is safe — with one outcome type saying how far each call got.
 
-package import Signing
+import Signing
 import Synchronization
 package import UpstreamClient
 

@@ -60,9 +60,6 @@ package final class UpstreamGuard: Sendable {
         self.add(-1, to: kind)
     }
 
-    /// Calls of a kind in flight now.
-    package func inFlight(_ kind: Kind) -> Int { self.add(0, to: kind) }
-
     /// Adds to a kind's count of calls in flight. - Returns: The new count.
     @discardableResult
     private func add(_ delta: Int, to kind: Kind) -> Int {

@@ -265,8 +265,8 @@ final class CurlLoop: @unchecked Sendable {
             for byte in value.utf8 { self.headerLine.append(CChar(bitPattern: byte)) }
             self.headerLine.append(0)
             list = curl_slist_append(list, self.headerLine)
-            sendsContentType = sendsContentType || Self.equalsIgnoringASCIICase(name, "content-type")
-            sendsAccept = sendsAccept || Self.equalsIgnoringASCIICase(name, "accept")
+            sendsContentType = sendsContentType || name.equalsIgnoringASCIICase("content-type")
+            sendsAccept = sendsAccept || name.equalsIgnoringASCIICase("accept")
         }
         // An empty value tells curl not to add its own header: no `Expect: 100-continue` round trip and no
         // default form content type or `Accept` that the caller did not send.
@@ -413,15 +413,6 @@ final class CurlLoop: @unchecked Sendable {
         if code == CURLE_OPERATION_TIMEDOUT { return UpstreamError(.timeout, text, stage: stage) }
         // Reset, closed mid-answer (CURLE_PARTIAL_FILE), empty reply, TLS failure after the request: it may have arrived.
         return UpstreamError(.unreachable, text, stage: stage)
-    }
-
-    /// Header names compared without allocating lower-case copies.
-    static func equalsIgnoringASCIICase(_ name: String, _ lowercase: StaticString) -> Bool {
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        guard name.utf8.count == expected.count else { return false }
-        return zip(name.utf8, expected).allSatisfy { actual, wanted in
-            (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") ? actual | 0x20 : actual) == wanted
-        }
     }
 
     private static func milliseconds(_ duration: Duration) -> Int {

@@ -24,7 +24,4 @@ final class BodyBudget: Sendable {
     func release(_ bytes: Int) {
         self.held.wrappingSubtract(bytes, ordering: .relaxed)
     }
-
-    /// Bytes held now.
-    var inUse: Int { self.held.load(ordering: .relaxed) }
 }

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import UpstreamClient
 
 extension ExchangeGuardHandler {
     /// The state of one connection's exchanges: which answers are owed, whether a `100 Continue` is, which request
@@ -124,24 +125,16 @@ extension ExchangeGuardHandler.Exchanges.Head {
         var upgrade = false
         var expectsContinue = false
         for (name, value) in head.headers {
-            if Self.equalsIgnoringCase(name, "host") {
+            if name.equalsIgnoringASCIICase("host") {
                 hosts += 1
-            } else if Self.equalsIgnoringCase(name, "upgrade") {
+            } else if name.equalsIgnoringASCIICase("upgrade") {
                 upgrade = true
-            } else if Self.equalsIgnoringCase(name, "expect") {
-                expectsContinue = expectsContinue || Self.equalsIgnoringCase(value, "100-continue")
+            } else if name.equalsIgnoringASCIICase("expect") {
+                expectsContinue = expectsContinue || value.equalsIgnoringASCIICase("100-continue")
             }
         }
         self.hostCount = hosts
         self.opensTunnel = self.isConnect || upgrade
         self.expectsContinue = expectsContinue
-    }
-
-    private static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        guard text.utf8.count == expected.count else { return false }
-        return zip(text.utf8, expected).allSatisfy { actual, wanted in
-            (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") ? actual | 0x20 : actual) == wanted
-        }
     }
 }
