@@ -125,13 +125,8 @@ let package = Package(
             swiftSettings: swiftSettings,
             // `--static-swift-stdlib` links with `-export-dynamic`, which exports every Swift symbol of every
             // package: a 0.5 MB dynamic symbol table the loader walks at start-up, and ~2 MB more idle RSS.
-            // Nothing looks our symbols up dynamically, so they stay local (docs/performance.md) — but for the one hook
-            // NIO finds with `dlsym` to run Swift tasks on its event loops.
-            linkerSettings: [
-                .unsafeFlags(
-                    ["-Xlinker", "--no-export-dynamic", "-Xlinker", "--export-dynamic-symbol=swift_task_enqueueGlobal_hook"],
-                    .when(platforms: [.linux]))
-            ]
+            // Nothing looks our symbols up dynamically, so they stay local (docs/performance.md).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))]
         ),
         .testTarget(
             name: "SigningTests",
