@@ -1,12 +1,11 @@
 // GatewayServer: sensgate's HTTP server — signed passthrough, unified delivery results, health and metrics.
 
 import SENSClient
-public import Hummingbird
 import DeliveryResults
-import HummingbirdCore
 public import Logging
 import NIOCore
-import ServiceLifecycle
+import NIOPosix
+public import ServiceLifecycle
 import Signing
 public import UpstreamClient
 
@@ -28,7 +27,7 @@ public struct Gateway: Sendable {
     let logger: Logger
     /// Where access-log lines go.
     let logSink: @Sendable ([UInt8]) -> Void
-    /// Every request's metrics and access-log line: the router's, and the connection's for requests the parser refused.
+    /// Every request's metrics and access-log line.
     var accessLog: AccessLog { AccessLog(logger: self.logger, metrics: self.metrics, sink: self.logSink) }
 
     /// Creates a gateway; nothing listens until ``makeApplication(onServerRunning:)`` runs.
@@ -74,7 +73,7 @@ public struct Gateway: Sendable {
         self.results = DeliveryLookup(
             upstream: self.signed, configuration: configuration, normalizer: Normalizer(), metrics: self.metrics,
             cache: ResultCache(capacity: configuration.cacheSize, maxBytes: configuration.cacheBytes, ttl: configuration.cacheTTL),
-            bodyBudget: self.bodyBudget)
+    )
     }
 
     /// Looks one message's delivery result up in SENS, exactly as `GET /v1/results/{channel}/{messageId}` does, without
@@ -86,7 +85,7 @@ public struct Gateway: Sendable {
             let lookup = DeliveryLookup.Lookup(
                 channel: channel, key: .message(try DeliveryLookup.identifier(messageId, name: "messageId")),
                 serviceId: try self.results.serviceId(given: serviceId, channel: channel))
-            let entry = try await self.results.message(lookup, requestID: RequestIDMiddleware.generate(), record: RequestRecord()).get()
+            let entry = try await self.results.message(lookup, requestID: RequestID.generate(), record: RequestRecord(), on: MultiThreadedEventLoopGroup.singleton.any()).get()
             return .success(entry.body(includeRaw: includeRaw))
         } catch {
             return .failure(error)
@@ -126,76 +125,36 @@ public struct Gateway: Sendable {
         }
     }
 
-    /// Builds every route in one place.
-    public func buildRouter() -> Router<GatewayRequestContext> {
-        let router = Router(context: GatewayRequestContext.self)
-        router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: AccessLogMiddleware(log: self.accessLog))
-        router.add(middleware: ErrorMiddleware())
-        router.add(middleware: RequestTargetMiddleware())
-        router.add(middleware: CallerAuthMiddleware(store: self.callers))
-
-        let passthrough = Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes, bodyBudget: self.bodyBudget)
-        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
-        for prefix in RequestTarget.passthroughPrefixes {
-            for method in methods {
-                router.on(RouterPath(prefix + "**"), method: method) { request, context in
-                    try await passthrough.respond(to: request, context: context)
-                }
-            }
-        }
-
-        let lookup = self.results
-        router.get("/v1/results/{channel}/{messageId}") { request, context in try await lookup.one(request, context: context) }
-        router.get("/v1/results/{channel}") { request, context in try await lookup.list(request, context: context) }
-        router.post("/v1/results:batch") { request, context in try await lookup.batch(request, context: context) }
-
-        let metrics = self.metrics
-        let upstream = self.upstream
-        let breaker = self.limits.breaker
-        router.get("/healthz") { _, _ in
-            Self.json(.ok, #"{"status":"ok"}"#)
-        }
-        router.get("/readyz") { _, _ in
-            guard upstream.isAccepting else { return Self.json(.serviceUnavailable, #"{"status":"shutting down"}"#) }
-            guard !breaker.isRefusing() else {
-                return Self.json(.serviceUnavailable, #"{"status":"upstream unreachable","circuit":"open"}"#)
-            }
-            return Self.json(.ok, #"{"status":"ready"}"#)
-        }
-        router.get("/metrics") { _, _ in
-            metrics.recordCircuitState(breaker.phase.gaugeValue)
-            metrics.recordLogLinesDropped(total: LogWriter.standardOutput.droppedLines)
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
-        }
-        return router
+    /// Every route, built in one place.
+    func buildRoutes() -> Routes {
+        Routes(
+            log: self.accessLog, bodyBudget: self.bodyBudget, callers: self.callers,
+            passthrough: Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes),
+            results: self.results, upstream: self.upstream, breaker: self.limits.breaker)
     }
 
-    /// Creates the HTTP application; its service group also runs the upstream client and stops it last.
+    /// The gateway as a service: the HTTP server, the upstream client and the reloader. On graceful shutdown the
+    /// server stops first (in-flight requests finish), then the upstream client (its queue drains).
     /// - Parameter onServerRunning: Called with the bound port once the server listens.
-    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(
-            responder: self.buildRouter().buildResponder(),
-            server: .gatewayHTTP1(
-                idleTimeout: .seconds(75),
-                limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
-                log: self.accessLog),
-            configuration: ApplicationConfiguration(
-                address: .hostname(self.configuration.listenHost, port: self.configuration.listenPort),
-                serverName: nil,
-                reuseAddress: true
-            ),
-            services: [self.upstream, ReloadService(gateway: self)],
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-            logger: self.logger
-        )
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
+        GatewayService(
+            services: [
+                self.upstream, ReloadService(gateway: self),
+                HTTPServer(
+                    host: self.configuration.listenHost, port: self.configuration.listenPort, routes: self.buildRoutes(),
+                    limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
+                    logger: self.logger, onRunning: onServerRunning),
+            ],
+            logger: self.logger)
     }
+}
 
-    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+/// Runs the gateway's services as one; they stop in reverse order.
+struct GatewayService: Service {
+    let services: [any Service]
+    let logger: Logger
+
+    func run() async throws {
+        try await ServiceGroup(configuration: .init(services: self.services, logger: self.logger)).run()
     }
 }

@@ -1,6 +1,6 @@
 import DeliveryResults
 import JSON
-public import HTTPTypes
+public import NIOHTTP1
 public import UpstreamClient
 
 /// An error the gateway answers with: one of the contract's stable codes, rendered as the spec's envelope.
@@ -24,13 +24,13 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case internalError = "internal_error"
 
         /// The HTTP status sensgate answers with.
-        public var status: HTTPResponse.Status {
+        public var status: HTTPResponseStatus {
             switch self {
             case .invalidRequest: .badRequest
             case .unauthorized: .unauthorized
             case .notFound: .notFound
             case .methodNotAllowed: .methodNotAllowed
-            case .payloadTooLarge: .contentTooLarge
+            case .payloadTooLarge: .payloadTooLarge
             case .rateLimited: .tooManyRequests
             case .upstreamAuthFailed, .upstreamError, .upstreamUnreachable, .upstreamMalformed, .upstreamOutcomeUnknown: .badGateway
             case .upstreamThrottled, .overloaded: .serviceUnavailable
@@ -75,11 +75,11 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     /// The error's class (its code's unless the situation says otherwise).
     public var errorClass: ErrorClass
     /// The HTTP status sensgate answers with (its code's unless the situation says otherwise).
-    public var status: HTTPResponse.Status
+    public var status: HTTPResponseStatus
 
     public init(
         _ code: Code, _ message: String, upstreamStatus: Int? = nil, retryAfterSeconds: Int? = nil, errorClass: ErrorClass? = nil,
-        status: HTTPResponse.Status? = nil
+        status: HTTPResponseStatus? = nil
     ) {
         self.code = code
         self.message = message

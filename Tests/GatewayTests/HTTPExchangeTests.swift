@@ -265,7 +265,7 @@ struct HTTPExchangeTests {
 /// The exchange state machine alone, without sockets.
 @Suite("HTTP/1.1 exchange state machine")
 struct ExchangesTests {
-    typealias Exchanges = ExchangeGuardHandler.Exchanges
+    typealias Exchanges = HTTPExchangeHandler.Exchanges
 
     static func head(
         http11: Bool = true, hosts: Int = 1, keepAlive: Bool = true, originForm: Bool = true, connect: Bool = false, upgrade: Bool = false,
@@ -279,104 +279,110 @@ struct ExchangesTests {
     @Test("refusals: not origin-form, CONNECT, HTTP/1.1 without exactly one Host; HTTP/1.0 needs none")
     func refusals() {
         var machine = Exchanges()
-        let step1 = machine.receivedHead(Self.head(originForm: false))
-        #expect(step1.rejection == .notOriginForm)
-        let step2 = machine.receivedHead(Self.head(connect: true))
-        #expect(step2.rejection == .notOriginForm)
-        let step3 = machine.receivedHead(Self.head(hosts: 0))
-        #expect(step3.rejection == .host)
-        let step4 = machine.receivedHead(Self.head(hosts: 2))
-        #expect(step4.rejection == .host)
-        let step5 = machine.receivedHead(Self.head(http11: false, hosts: 0))
-        #expect(step5.rejection == nil)
+        do { let step = machine.receivedHead(Self.head(originForm: false)).rejection; #expect(step == .notOriginForm) }
+        do { let step = machine.receivedHead(Self.head(connect: true)).rejection; #expect(step == .notOriginForm) }
+        do { let step = machine.receivedHead(Self.head(hosts: 0)).rejection; #expect(step == .host) }
+        do { let step = machine.receivedHead(Self.head(hosts: 2)).rejection; #expect(step == .host) }
+        do { let step = machine.receivedHead(Self.head(http11: false, hosts: 0)).rejection; #expect(step == nil) }
     }
 
-    @Test("100 Continue: when the route asks and every earlier answer is out; a final answer without it ends the connection")
+    @Test("an exchange is over when both the request's end and its answer are in, in either order")
+    func bothEnds() {
+        var machine = Exchanges()
+        // Answered after the end (an upstream call).
+        _ = machine.receivedHead(Self.head())
+        do { let step = machine.receivedEnd(); #expect(step == .none) }
+        do { let step = machine.writingAnswer(); #expect(step == .none) }
+        do { let step = machine.answerDone(); #expect(step == .idle) }
+        #expect(!machine.isOpen)
+        // Answered before the end (a 401 to a POST whose body is still coming): the body is read and dropped.
+        _ = machine.receivedHead(Self.head())
+        do { let step = machine.writingAnswer(); #expect(step == .none) }
+        do { let step = machine.answerDone(); #expect(step == .none) }
+        do { let step = machine.receivedEnd(); #expect(step == .idle) }
+    }
+
+    @Test("100 Continue: only when the route reads the body; a final answer without it ends the connection")
     func continueRules() {
         var machine = Exchanges()
-        // Alone on the connection: at once.
-        let step6 = machine.receivedHead(Self.head(expect: true))
-        #expect(step6.armTimer)
-        let step7 = machine.bodyWanted()
-        #expect(step7)
-        let step8 = machine.bodyWanted()
-        #expect(!step8)  // once
-        machine.receivedEnd()
-        let step9 = machine.writingFinalHead(saysClose: false)
-        #expect(step9 != .close)
-        let step10 = machine.writingEnd()
-        #expect(step10 == .none)
-        // Behind an owed answer: deferred until that answer's end, and the timer starts then.
-        _ = machine.receivedHead(Self.head())
-        machine.receivedEnd()
-        let step11 = machine.receivedHead(Self.head(expect: true))
-        #expect(step11.armTimer == false)
-        let step12 = machine.bodyWanted()
-        #expect(!step12)
-        let step13 = machine.writingFinalHead(saysClose: false)
-        #expect(step13 != .close)
-        let step14 = machine.writingEnd()
-        #expect(step14 == .nextRequest(sendContinue: true))
-        machine.receivedEnd()
-        _ = machine.writingFinalHead(saysClose: false)
-        let step15 = machine.writingEnd()
-        #expect(step15 == .none)
-        // Refused before the route asked: the connection ends after the answer.
         _ = machine.receivedHead(Self.head(expect: true))
-        let step16 = machine.writingFinalHead(saysClose: false)
-        #expect(step16 == .close)
-        let step17 = machine.writingEnd()
-        #expect(step17 == .close)
+        do { let step = machine.bodyWanted(); #expect(step) }
+        do { let step = machine.bodyWanted(); #expect(!step) }  // once
+        do { let step = machine.receivedEnd(); #expect(step == .none) }
+        do { let step = machine.writingAnswer(); #expect(step == .none) }
+        do { let step = machine.answerDone(); #expect(step == .idle) }
+        // HTTP/1.0 knows no 100 Continue.
+        _ = machine.receivedHead(Self.head(http11: false, keepAlive: true, expect: true))
+        do { let step = machine.bodyWanted(); #expect(!step) }
+        _ = machine.receivedEnd()
+        // Refused before the route asked: the connection ends after the answer.
+        var refused = Exchanges()
+        _ = refused.receivedHead(Self.head(expect: true))
+        do { let step = refused.writingAnswer(); #expect(step == .close) }
+        do { let step = refused.answerDone(); #expect(step == .close) }
     }
 
-    @Test("Connection: close, HTTP/1.0 without keep-alive, tunnels and an answer that says close end the connection after it")
-    func closing() {
-        for head in [Self.head(keepAlive: false), Self.head(http11: false, keepAlive: false), Self.head(upgrade: true)] {
-            var machine = Exchanges()
-            let step18 = machine.receivedHead(head)
-            #expect(step18.closesConnection)
-            machine.receivedEnd()
-            let step19 = machine.writingFinalHead(saysClose: false)
-            #expect(step19 == .close)
-            let step20 = machine.writingEnd()
-            #expect(step20 == .close)
-        }
+    @Test("an answer while the body is still coming (over the limit) ends the connection")
+    func answerMidBody() {
         var machine = Exchanges()
         _ = machine.receivedHead(Self.head())
-        machine.receivedEnd()
-        let step21 = machine.writingFinalHead(saysClose: true)
-        #expect(step21 == .close)
-        let step22 = machine.writingEnd()
-        #expect(step22 == .close)
-        // Pipelined: only the last answer says close.
-        var pipelined = Exchanges()
-        _ = pipelined.receivedHead(Self.head())
-        pipelined.receivedEnd()
-        _ = pipelined.receivedHead(Self.head(keepAlive: false))
-        pipelined.receivedEnd()
-        let step23 = pipelined.writingFinalHead(saysClose: false)
-        #expect(step23 != .close)
-        let step24 = pipelined.writingEnd()
-        #expect(step24 == .none)
-        let step25 = pipelined.writingFinalHead(saysClose: false)
-        #expect(step25 == .close)
-        let step26 = pipelined.writingEnd()
-        #expect(step26 == .close)
+        do { let step = machine.bodyWanted(); #expect(!step) }
+        do { let step = machine.writingAnswer(); #expect(step == .close) }
+        do { let step = machine.answerDone(); #expect(step == .close) }
+    }
+
+    @Test("Connection: close, HTTP/1.0 without keep-alive and tunnels end the connection after the answer")
+    func closing() {
+        for head in [Self.head(keepAlive: false), Self.head(http11: false, keepAlive: false), Self.head(upgrade: true), Self.head(connect: true)] {
+            var machine = Exchanges()
+            do { let step = machine.receivedHead(head).closesConnection; #expect(step) }
+            _ = machine.receivedEnd()
+            do { let step = machine.writingAnswer(); #expect(step == .close) }
+            do { let step = machine.answerDone(); #expect(step == .close) }
+        }
     }
 
     @Test("an HTTP/1.0 request with keep-alive gets an answer that says keep-alive")
     func http10KeepAlive() {
         var machine = Exchanges()
         _ = machine.receivedHead(Self.head(http11: false, hosts: 0, keepAlive: true))
-        machine.receivedEnd()
-        let header = machine.writingFinalHead(saysClose: false)
-        #expect(header == .keepAlive)
-        let end = machine.writingEnd()
-        #expect(end == .none)
+        _ = machine.receivedEnd()
+        do { let step = machine.writingAnswer(); #expect(step == .keepAlive) }
+        do { let step = machine.answerDone(); #expect(step == .idle) }
         _ = machine.receivedHead(Self.head())
-        machine.receivedEnd()
-        let plain = machine.writingFinalHead(saysClose: false)
-        #expect(plain == .none)
+        _ = machine.receivedEnd()
+        do { let step = machine.writingAnswer(); #expect(step == .none) }
+    }
+
+    @Test("half-close: between requests it closes; mid-body it cuts the request; awaiting an answer it closes after it")
+    func halfClose() {
+        var idle = Exchanges()
+        do { let step = idle.inputClosed(); #expect(step == .close) }
+        var midBody = Exchanges()
+        _ = midBody.receivedHead(Self.head())
+        _ = midBody.bodyWanted()
+        do { let step = midBody.inputClosed(); #expect(step == .cutRequest) }
+        midBody.cutRequest()
+        do { let step = midBody.writingAnswer(); #expect(step == .close) }
+        var awaiting = Exchanges()
+        _ = awaiting.receivedHead(Self.head())
+        _ = awaiting.receivedEnd()
+        do { let step = awaiting.inputClosed(); #expect(step == .none) }
+        do { let step = awaiting.writingAnswer(); #expect(step == .close) }
+        do { let step = awaiting.answerDone(); #expect(step == .close) }
+    }
+
+    @Test("parser errors: between requests the input is refused; mid-body the request is cut")
+    func parserErrors() {
+        var idle = Exchanges()
+        do { let step = idle.parserFailed(); #expect(step == .refuseInput) }
+        idle.refusingInput()
+        do { let step = idle.writingAnswer(); #expect(step == .close) }
+        do { let step = idle.answerDone(); #expect(step == .close) }
+        var midBody = Exchanges()
+        _ = midBody.receivedHead(Self.head())
+        _ = midBody.bodyWanted()
+        do { let step = midBody.parserFailed(); #expect(step == .cutRequest) }
     }
 }
 

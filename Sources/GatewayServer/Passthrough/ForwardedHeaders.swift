@@ -1,4 +1,5 @@
-public import HTTPTypes
+public import NIOHTTP1
+import UpstreamClient
 
 /// Decides which caller headers go upstream: an allowlist (PRODUCT.md §4.5).
 ///
@@ -7,13 +8,15 @@ public import HTTPTypes
 /// `X-Original-URL`, hop-by-hop headers, `Accept-Encoding` (so bodies pass through uncompressed) — stays at the
 /// gateway: a list of what to drop can always miss a header; a list of what to keep cannot.
 public enum ForwardedHeaders {
-    static let allowed: [HTTPField.Name] = [.contentType, .accept, .acceptLanguage, .userAgent]
+    static let allowed: [(match: StaticString, name: String)] = [
+        ("content-type", "content-type"), ("accept", "accept"), ("accept-language", "accept-language"), ("user-agent", "user-agent"),
+    ]
 
-    /// The (name, value) pairs to forward, names in lower case.
-    public static func select(from fields: HTTPFields) -> [(String, String)] {
+    /// The (name, value) pairs to forward, names in lower case, in the allowlist's order.
+    public static func select(from headers: HTTPHeaders) -> [(String, String)] {
         var selected: [(String, String)] = []
-        for name in Self.allowed {
-            for value in fields[values: name] { selected.append((name.canonicalName, value)) }
+        for (match, name) in Self.allowed {
+            for (given, value) in headers where given.equalsIgnoringASCIICase(match) { selected.append((name, value)) }
         }
         return selected
     }

@@ -1,9 +1,8 @@
 import SENSClient
 import DeliveryResults
 import JSON
-import HTTPTypes
-import Hummingbird
 import NIOCore
+import NIOHTTP1
 import UpstreamClient
 
 /// The unified delivery-result routes of PRODUCT.md §4.2: look results up in SENS, normalize, classify.
@@ -16,7 +15,6 @@ struct DeliveryLookup: Sendable {
     let normalizer: Normalizer
     let metrics: GatewayMetrics
     let cache: ResultCache
-    let bodyBudget: BodyBudget
     let coalescer = Coalescer<ResultCache.Key, Result<ResultCache.Entry, GatewayError>>()
 
     /// What to look up: one message, or every message of one request.
@@ -53,28 +51,53 @@ struct DeliveryLookup: Sendable {
     // MARK: Routes
 
     /// `GET /v1/results/{channel}/{messageId}[?serviceId=…][&include=raw]`
-    func one(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let channel = try Self.channel(context.parameters.get("channel"))
-        let messageId = try Self.identifier(context.parameters.get("messageId"), name: "messageId")
-        let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(request, channel: channel))
-        try context.record.caller?.authorize(lookup.operation)
-        let entry = try await self.message(lookup, requestID: context.requestID, record: context.record).get()
-        self.count(entry.result, record: context.record)
-        return Self.response(entry.body(includeRaw: Self.includeRaw(request)))
+    func one(_ exchange: Exchange, channel: Substring, messageId: Substring) throws(GatewayError) -> Reply {
+        let channel = try Self.channel(String(channel))
+        let messageId = try Self.identifier(String(messageId), name: "messageId")
+        let lookup = Lookup(channel: channel, key: .message(messageId), serviceId: try self.serviceId(exchange, channel: channel))
+        let record = exchange.record
+        try record.caller?.authorize(lookup.operation)
+        let includeRaw = Self.includeRaw(exchange)
+        // A cached result is answered at once, on the event loop.
+        if let key = lookup.cacheKey, let hit = self.cache.get(key) {
+            self.metrics.recordCache(outcome: "hit")
+            self.count(hit.result, record: record)
+            return .answer(.json(.ok, hit.body(includeRaw: includeRaw)))
+        }
+        return .later { responder in
+            self.message(lookup, requestID: record.requestID, record: record, on: responder.eventLoop) { outcome in
+                responder.onLoop {
+                    responder.answer(
+                        outcome.map { entry in
+                            self.count(entry.result, record: record)
+                            return .json(.ok, entry.body(includeRaw: includeRaw))
+                        })
+                }
+            }
+        }
     }
 
     /// `GET /v1/results/{channel}?requestId=…[&serviceId=…][&include=raw]`
-    func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let channel = try Self.channel(context.parameters.get("channel"))
-        guard let requestId = request.uri.queryParameters.get("requestId") else {
+    func list(_ exchange: Exchange, channel: Substring) throws(GatewayError) -> Reply {
+        let channel = try Self.channel(String(channel))
+        guard let requestId = exchange.queryValue("requestId") else {
             throw GatewayError(.invalidRequest, "requestId is required: GET /v1/results/{channel}/{messageId} or ?requestId=…")
         }
         let lookup = Lookup(
             channel: channel, key: .request(try Self.identifier(requestId, name: "requestId")),
-            serviceId: try self.serviceId(request, channel: channel))
-        try context.record.caller?.authorize(lookup.operation)
-        let (results, raw) = try await self.fetch(lookup, requestID: context.requestID, record: context.record)
-        var json = JSONWriter(capacity: 1024 * max(1, results.count) + raw.count)
+            serviceId: try self.serviceId(exchange, channel: channel))
+        let record = exchange.record
+        try record.caller?.authorize(lookup.operation)
+        let includeRaw = Self.includeRaw(exchange)
+        return .later { responder in
+            self.fetch(lookup, requestID: record.requestID, record: record, on: responder.eventLoop) { fetched in
+                responder.answer(fetched.map { results, raw in self.listAnswer(results, raw: includeRaw ? raw : nil, record: record) })
+            }
+        }
+    }
+
+    private func listAnswer(_ results: [DeliveryResult], raw: [UInt8]?, record: RequestRecord) -> Answer {
+        var json = JSONWriter(capacity: 1024 * max(1, results.count) + (raw?.count ?? 0))
         json.beginObject()
         json.key("results")
         json.beginArray()
@@ -85,100 +108,120 @@ struct DeliveryLookup: Sendable {
             result.write(into: &json)
         }
         json.endArray()
-        if Self.includeRaw(request) {
+        if let raw {
             json.key("raw")
             json.raw(raw)
         }
         json.endObject()
-        context.record.resultClass = best?.rawValue
-        return Self.response(json.bytes)
+        record.resultClass = best?.rawValue
+        return .json(.ok, json.bytes)
     }
 
     /// `POST /v1/results:batch` with `{"lookups":[{"channel","messageId","serviceId"?}]}`: every lookup at once, answered
     /// in order, each a result or an error.
-    func batch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        var request = request
+    func batch(_ exchange: Exchange) -> Reply {
         // The body is held only while it is parsed.
-        let parsed = try await request.withWholeBody(upTo: self.configuration.maxBodyBytes, budget: self.bodyBudget, context: context) {
-            body throws -> JSONValue in
-            context.record.bytesIn = body.readableBytes
+        .readBody(limit: self.configuration.maxBodyBytes) { body throws(GatewayError) -> Reply in
+            let record = exchange.record
+            record.bytesIn = body.readableBytes
+            let parsed: JSONValue
             do {
-                return try JSONValue.parse(body.readableBytesView)
+                parsed = try JSONValue.parse(body.readableBytesView)
             } catch {
                 throw GatewayError(.invalidRequest, "the body is not JSON: \(error)")
             }
-        }
-        guard case .array(let items)? = parsed["lookups"] else {
-            throw GatewayError(.invalidRequest, #"the body must be {"lookups":[{"channel":…,"messageId":…,"serviceId":…}]}"#)
-        }
-        guard items.count <= Self.maxBatch else {
-            throw GatewayError(.invalidRequest, "a batch holds at most \(Self.maxBatch) lookups, not \(items.count)")
-        }
-        let caller = context.record.caller
-        let lookups = items.enumerated().map { index, item -> Result<Lookup, GatewayError> in
-            // Each item is decided by the caller policy on its own: an error item where the caller may not look.
-            self.batchItem(item, index: index).flatMap { lookup in
-                do throws(GatewayError) {
-                    try caller?.authorize(lookup.operation)
-                    return .success(lookup)
-                } catch {
-                    return .failure(error)
-                }
+            guard case .array(let items)? = parsed["lookups"] else {
+                throw GatewayError(.invalidRequest, #"the body must be {"lookups":[{"channel":…,"messageId":…,"serviceId":…}]}"#)
             }
-        }
-        let requestID = context.requestID
-        let outcomes = await withTaskGroup(of: (Int, Result<ResultCache.Entry, GatewayError>).self) { group in
-            for (index, lookup) in lookups.enumerated() {
-                group.addTask {
-                    switch lookup {
-                    case .failure(let error):
-                        return (index, .failure(error))
-                    case .success(let lookup):
-                        // Each lookup notes its own upstream status; the request's record is not shared across tasks.
-                        return (index, await self.message(lookup, requestID: requestID, record: RequestRecord()))
+            guard items.count <= Self.maxBatch else {
+                throw GatewayError(.invalidRequest, "a batch holds at most \(Self.maxBatch) lookups, not \(items.count)")
+            }
+            let caller = record.caller
+            let lookups = items.enumerated().map { index, item -> Result<Lookup, GatewayError> in
+                // Each item is decided by the caller policy on its own: an error item where the caller may not look.
+                self.batchItem(item, index: index).flatMap { lookup in
+                    do throws(GatewayError) {
+                        try caller?.authorize(lookup.operation)
+                        return .success(lookup)
+                    } catch {
+                        return .failure(error)
                     }
                 }
             }
-            var ordered = [Result<ResultCache.Entry, GatewayError>?](repeating: nil, count: lookups.count)
-            for await (index, outcome) in group { ordered[index] = outcome }
-            return ordered
+            let includeRaw = Self.includeRaw(exchange)
+            return .later { responder in self.batchLookups(lookups, includeRaw: includeRaw, requestID: record.requestID, responder: responder) }
         }
-        let includeRaw = Self.includeRaw(request)
-        var json = JSONWriter(capacity: 1024 * max(1, outcomes.count))
-        json.beginObject()
-        json.key("results")
-        json.beginArray()
-        for outcome in outcomes {
-            switch outcome {
-            case .success(let entry)?:
-                self.count(entry.result, record: nil)
-                json.raw(entry.body(includeRaw: includeRaw))
-            case .failure(let error)?:
-                error.write(into: &json, requestID: requestID)
-            case nil:
-                GatewayError(.internalError, "lookup did not finish").write(into: &json, requestID: requestID)
+    }
+
+    /// Runs a batch's lookups at once and answers when the last is in, in the batch's order.
+    private func batchLookups(_ lookups: [Result<Lookup, GatewayError>], includeRaw: Bool, requestID: String, responder: Responder) {
+        let outcomes = NIOLoopBoundBox(
+            [Result<ResultCache.Entry, GatewayError>?](repeating: nil, count: lookups.count), eventLoop: responder.eventLoop)
+        let remaining = NIOLoopBoundBox(lookups.count, eventLoop: responder.eventLoop)
+        let finish: @Sendable () -> Void = {
+            var json = JSONWriter(capacity: 1024 * max(1, outcomes.value.count))
+            json.beginObject()
+            json.key("results")
+            json.beginArray()
+            for outcome in outcomes.value {
+                switch outcome {
+                case .success(let entry)?:
+                    self.count(entry.result, record: nil)
+                    json.raw(entry.body(includeRaw: includeRaw))
+                case .failure(let error)?:
+                    error.write(into: &json, requestID: requestID)
+                case nil:
+                    GatewayError(.internalError, "lookup did not finish").write(into: &json, requestID: requestID)
+                }
+            }
+            json.endArray()
+            json.endObject()
+            responder.answer(.success(.json(.ok, json.bytes)))
+        }
+        guard !lookups.isEmpty else { return finish() }
+        for (index, lookup) in lookups.enumerated() {
+            let done: @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void = { outcome in
+                responder.onLoop {
+                    outcomes.value[index] = outcome
+                    remaining.value -= 1
+                    if remaining.value == 0 { finish() }
+                }
+            }
+            switch lookup {
+            case .failure(let error):
+                done(.failure(error))
+            case .success(let lookup):
+                // Each lookup notes its own upstream status; the request's record is not shared between calls.
+                self.message(lookup, requestID: requestID, record: RequestRecord(), on: responder.eventLoop, completion: done)
             }
         }
-        json.endArray()
-        json.endObject()
-        return Self.response(json.bytes)
     }
 
     // MARK: Upstream
 
     /// One message's result: from the cache, from a lookup already in flight for the same message, or from SENS
     /// (then cached if final). Only a result for the message asked for is returned or cached.
-    func message(_ lookup: Lookup, requestID: String, record: RequestRecord) async -> Result<ResultCache.Entry, GatewayError> {
+    /// - Parameters:
+    ///   - eventLoop: Where SENS's answer is normalized (never on the upstream client's thread).
+    ///   - completion: Runs once, on any thread.
+    func message(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
+    ) {
         guard let key = lookup.cacheKey, case .message(let messageId) = lookup.key else {
-            return .failure(GatewayError(.internalError, "not a message lookup"))
+            return completion(.failure(GatewayError(.internalError, "not a message lookup")))
         }
         if let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
-            return .success(hit)
+            return completion(.success(hit))
         }
-        let (outcome, shared) = await self.coalescer.run(key) { () async -> Result<ResultCache.Entry, GatewayError> in
-            do throws(GatewayError) {
-                let (results, raw) = try await self.fetch(lookup, requestID: requestID, record: record)
+        guard self.coalescer.join(key, waiter: completion) else {
+            self.metrics.recordCache(outcome: "coalesced")
+            return
+        }
+        self.metrics.recordCache(outcome: "miss")
+        self.fetch(lookup, requestID: requestID, record: record, on: eventLoop) { fetched in
+            let outcome = fetched.flatMap { results, raw -> Result<ResultCache.Entry, GatewayError> in
                 guard let result = results.first(where: { $0.messageId == messageId }) else {
                     return .failure(
                         results.isEmpty
@@ -190,23 +233,33 @@ struct DeliveryLookup: Sendable {
                 let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
                 self.cache.put(key, entry)
                 return .success(entry)
-            } catch {
-                return .failure(error)
             }
+            self.coalescer.finish(key, with: outcome)
         }
-        self.metrics.recordCache(outcome: shared ? "coalesced" : "miss")
-        return outcome
     }
 
-    /// Looks results up in SENS and normalizes them (in the calling task, never on the upstream client's thread).
-    /// - Returns: The results and SENS's body (for `include=raw`).
-    func fetch(_ lookup: Lookup, requestID: String, record: RequestRecord) async throws(GatewayError) -> ([DeliveryResult], [UInt8]) {
-        let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
-        // Not cancelled with the calling task: callers of other connections may share this lookup.
-        let sent = await withCheckedContinuation { continuation in
-            self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { continuation.resume(returning: $0) }
+    /// ``message(_:requestID:record:on:completion:)`` for a caller in a task (`sensgate lookup`).
+    func message(_ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop) async -> Result<
+        ResultCache.Entry, GatewayError
+    > {
+        await withCheckedContinuation { continuation in
+            self.message(lookup, requestID: requestID, record: record, on: eventLoop) { continuation.resume(returning: $0) }
         }
-        return try sent.mapError { GatewayError($0, method: "GET") }.flatMap { self.normalize($0, lookup: lookup) }.get()
+    }
+
+    /// Looks results up in SENS and normalizes them on `eventLoop`, never on the upstream client's thread.
+    /// - Parameter completion: Runs once, on `eventLoop`, with the results and SENS's body (for `include=raw`).
+    func fetch(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<([DeliveryResult], [UInt8]), GatewayError>) -> Void
+    ) {
+        let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
+        // Not cancelled with one caller: callers of other connections may share this lookup.
+        self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { sent in
+            eventLoop.execute {
+                completion(sent.mapError { GatewayError($0, method: "GET") }.flatMap { self.normalize($0, lookup: lookup) })
+            }
+        }
     }
 
     /// SENS's answer as delivery results, or the error it amounts to.
@@ -265,8 +318,8 @@ struct DeliveryLookup: Sendable {
         return text
     }
 
-    func serviceId(_ request: Request, channel: DeliveryChannel) throws(GatewayError) -> String {
-        try self.serviceId(given: request.uri.queryParameters.get("serviceId"), channel: channel)
+    func serviceId(_ exchange: Exchange, channel: DeliveryChannel) throws(GatewayError) -> String {
+        try self.serviceId(given: exchange.queryValue("serviceId"), channel: channel)
     }
 
     func serviceId(given: String?, channel: DeliveryChannel) throws(GatewayError) -> String {
@@ -292,8 +345,8 @@ struct DeliveryLookup: Sendable {
         }
     }
 
-    static func includeRaw(_ request: Request) -> Bool {
-        request.uri.queryParameters.getAll("include").contains { $0.split(separator: ",").contains("raw") }
+    static func includeRaw(_ exchange: Exchange) -> Bool {
+        exchange.queryValues("include").contains { $0.split(separator: ",").contains("raw") }
     }
 
     /// A header value as it may appear in an error message: visible ASCII only, at most 64 bytes.
@@ -309,11 +362,5 @@ struct DeliveryLookup: Sendable {
             channel: result.channel.rawValue, namespace: code?.namespace.rawValue ?? "none",
             code: code.map { $0.known ? $0.value : "unknown" } ?? "none", resultClass: result.resultClass.rawValue)
         record?.resultClass = result.resultClass.rawValue
-    }
-
-    static func response(_ bytes: [UInt8]) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

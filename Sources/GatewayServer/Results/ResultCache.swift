@@ -164,36 +164,28 @@ final class ResultCache: Sendable {
     }
 }
 
-/// Lets identical concurrent operations share one run: the first caller runs it in its own task, the others wait
-/// for its value.
+/// Identical lookups in flight share one call: the first caller for a key starts it, the others wait for its value.
+/// Waiters are callbacks, not tasks: a lookup runs on event loops and the upstream client's thread only.
 final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    private let waiting = Mutex<[Key: [CheckedContinuation<Value?, Never>]]>([:])
+    private let waiting = Mutex<[Key: [@Sendable (Value) -> Void]]>([:])
 
-    /// Runs `operation` for `key`, or joins the run already in flight for it.
-    /// - Returns: The value, and whether it came from another caller's run.
-    func run(_ key: Key, operation: () async -> Value) async -> (Value, shared: Bool) {
-        let leads = self.waiting.withLock { waiting -> Bool in
-            guard waiting[key] == nil else { return false }
-            waiting[key] = []
+    /// Waits for the run in flight for `key`, or starts one.
+    /// - Returns: `true` when no run was in flight: the caller runs it and calls ``finish(_:with:)``, and `waiter`
+    ///   gets the value like every other.
+    func join(_ key: Key, waiter: @escaping @Sendable (Value) -> Void) -> Bool {
+        self.waiting.withLock { waiting in
+            if waiting[key] != nil {
+                waiting[key]?.append(waiter)
+                return false
+            }
+            waiting[key] = [waiter]
             return true
         }
-        if !leads {
-            // Joined under the lock, so the run cannot finish between the check and the wait; if it has finished
-            // meanwhile, this caller runs the operation itself.
-            let joined: Value? = await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
-                let waits = self.waiting.withLock { waiting -> Bool in
-                    guard waiting[key] != nil else { return false }
-                    waiting[key]?.append(continuation)
-                    return true
-                }
-                if !waits { continuation.resume(returning: nil) }
-            }
-            if let joined { return (joined, true) }
-            return await self.run(key, operation: operation)
-        }
-        let value = await operation()
+    }
+
+    /// Ends the run for `key`: every waiter gets `value`, on the calling thread.
+    func finish(_ key: Key, with value: Value) {
         let waiters = self.waiting.withLock { $0.removeValue(forKey: key) ?? [] }
-        for waiter in waiters { waiter.resume(returning: value) }
-        return (value, false)
+        for waiter in waiters { waiter(value) }
     }
 }

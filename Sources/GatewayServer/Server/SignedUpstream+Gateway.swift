@@ -3,17 +3,6 @@ import UpstreamClient
 
 /// The SENS client seen from the HTTP side: its failures as the contract's errors, its notes in the request's record,
 /// its metrics in the gateway's registry.
-extension SignedUpstream {
-    /// Sends a request as ``SignedUpstream/send(_:route:record:)`` does, its failure mapped to the error a caller sees.
-    func send(_ request: UpstreamRequest, route: String, record: RequestRecord) async throws(GatewayError) -> UpstreamResponse {
-        do {
-            return try await self.send(request, route: route, record: record as any SENSCallRecord)
-        } catch {
-            throw GatewayError(error, method: request.method)
-        }
-    }
-}
-
 extension GatewayError {
     /// A failed call to SENS as the contract's error (PRODUCT.md §4.3).
     init(_ failure: SENSCallFailure, method: String) {

@@ -1,30 +1,5 @@
 import SENSClient
-import HTTPTypes
-import Hummingbird
 import Logging
-import Metrics
-
-/// Writes one JSON access-log line per request and counts it in the metrics.
-struct AccessLogMiddleware: RouterMiddleware {
-    typealias Context = GatewayRequestContext
-
-    let log: AccessLog
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        self.log.metrics.inFlight.increment()
-        defer { self.log.metrics.inFlight.decrement() }
-        let record = context.record
-        let target = request.head.path ?? ""
-        // Worked out once here; the handlers read it from the record for their own metrics.
-        record.route = RouteLabel.of(target)
-        let response = try await next(request, context)
-        self.log.finish(
-            method: request.method, target: target, status: response.status.code, bytesOut: response.body.contentLength ?? 0,
-            elapsed: ContinuousClock.now - start, record: record)
-        return response
-    }
-}
 
 /// The end of every request: its metrics and its access-log line.
 struct AccessLog: Sendable {
@@ -33,12 +8,12 @@ struct AccessLog: Sendable {
     /// Where the line goes (the process's ``LogWriter``, or a test's capture).
     let sink: @Sendable ([UInt8]) -> Void
 
-    func finish(method: HTTPRequest.Method, target: String, status: Int, bytesOut: Int, elapsed: Duration, record: RequestRecord) {
+    func finish(method: String, target: String, status: Int, bytesOut: Int, elapsed: Duration, record: RequestRecord) {
         let resultClass = record.resultClass ?? "none"
         let caller = record.caller?.name ?? "anonymous"
         if let code = record.errorCode { self.metrics.recordError(code: code) }
         self.metrics.recordRequest(
-            route: record.route, method: method.rawValue, status: status, resultClass: resultClass, caller: caller, duration: elapsed)
+            route: record.route, method: method, status: status, resultClass: resultClass, caller: caller, duration: elapsed)
         guard self.logger.logLevel <= .info else { return }
         // Built directly, fields in key order, as ``JSONLogHandler`` would write the same event.
         var line = JSONLogLine(level: .info, label: self.logger.label, message: "request")
@@ -48,7 +23,7 @@ struct AccessLog: Sendable {
         line.field("class", record.resultClass)
         line.field("error", record.errorCode)
         line.field("latencyMs", number: elapsed.secondsValue * 1000)
-        line.field("method", method.rawValue)
+        line.field("method", method)
         line.field("path", PhoneMasking.mask(target))
         line.field("requestId", record.requestIDFromCaller ? PhoneMasking.mask(record.requestID) : record.requestID)
         line.field("route", record.route)

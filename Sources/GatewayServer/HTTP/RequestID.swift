@@ -1,24 +1,13 @@
-import Hummingbird
-import HTTPTypes
+import NIOHTTP1
 import Synchronization
 
-/// Gives every request an id: the caller's `X-Request-Id` when it is sane, else a new random one, and returns it
-/// on every response.
-struct RequestIDMiddleware: RouterMiddleware {
-    typealias Context = GatewayRequestContext
-
-    static let headerName = HTTPField.Name("X-Request-Id")!
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        Self.assign(from: request.headers, to: context.record)
-        var response = try await next(request, context)
-        response.headers[Self.headerName] = context.record.requestID
-        return response
-    }
+/// Every request's id: the caller's `X-Request-Id` when it is sane, else a new random one (returned on every answer).
+enum RequestID {
+    static let headerName = "X-Request-Id"
 
     /// Gives the request its id: the caller's when it is sane, else a new one.
-    static func assign(from headers: HTTPFields, to record: RequestRecord) {
-        if let given = headers[Self.headerName], Self.isAcceptable(given) {
+    static func assign(from headers: HTTPHeaders, to record: RequestRecord) {
+        if let given = headers.first(name: Self.headerName), Self.isAcceptable(given) {
             record.requestID = given
             record.requestIDFromCaller = true
         } else {

@@ -1,11 +1,7 @@
-public import Hummingbird
-import Logging
-import NIOCore
-
 /// What one request did, filled in by the handlers and read by the access log and metrics.
 ///
-/// Invariant (hence `@unchecked Sendable`): one request's steps run one after another in its task (an upstream call's
-/// completion resumes that task before the record is touched again), so the record is never touched by two threads at
+/// Invariant (hence `@unchecked Sendable`): one request's steps run one after another (on its connection's event loop; an
+/// upstream call's completion hands over to that loop before the record is touched again), so the record is never touched by two threads at
 /// once.
 public final class RequestRecord: @unchecked Sendable {
     /// The caller's or a generated request id.
@@ -28,22 +24,4 @@ public final class RequestRecord: @unchecked Sendable {
     public var caller: Caller?
 
     init() {}
-}
-
-/// Hummingbird request context carrying sensgate's per-request state.
-public struct GatewayRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    /// Per-request record shared by every middleware and handler of the request.
-    public let record: RequestRecord
-    /// The client connection (for ``ExchangeGuardHandler/SendContinue``).
-    let channel: any Channel
-
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.record = RequestRecord()
-        self.channel = source.channel
-    }
-
-    /// The request id of this request (the caller's `X-Request-Id`, or a generated one).
-    public var requestID: String { self.record.requestID }
 }

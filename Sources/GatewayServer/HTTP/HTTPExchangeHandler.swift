@@ -1,0 +1,348 @@
+import CoreMetrics
+import SENSClient
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Serves HTTP/1.1 exchanges on one client connection, every route (PRODUCT.md §4.6). NIO's pipelining handler in
+/// front hands over one request at a time, in order, with half-closes and parser errors in their place among them;
+/// this handler routes each request (``Routes``), reads its body when the route asks, writes the answer, and decides
+/// what the connection does next through the pure state machine ``Exchanges``.
+///
+/// Why not Hummingbird's connection loop (the previous design): it runs every connection in a Swift task and hands
+/// each request and answer between that task and the event loop through async sequences; measured with
+/// `scripts/bench.sh`, that hand-over cost more CPU than everything sensgate does per request (docs/performance.md).
+/// Here a route runs on the event loop and answers at once or through a ``Responder`` — the one thread hop left is
+/// from the upstream client's thread back to the connection's loop.
+///
+/// - A target that is not origin-form, `CONNECT`, and an HTTP/1.1 request without exactly one `Host` are `400`.
+/// - HTTP/1.0 without keep-alive, `Connection: close`, `CONNECT` and upgrades are answered `Connection: close`, and
+///   the connection is closed once the answer is written (output first: see ``close(after:context:)``).
+/// - `Expect: 100-continue` gets its `100` only when the route reads the body; an answer before that ends the
+///   connection, since the body may never come.
+/// - A body that stops short (half-close, disconnect, parser error) is `400` and never reaches a route.
+/// - The client timeout applies from connecting to the first head and from each head to its body's end; between
+///   requests, the idle timeout. Connections beyond the cap are closed on accept.
+final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let routes: Routes
+    private let limits: ConnectionLimits
+    private let open: AtomicCount
+    private var counted = false
+    private var exchanges = Exchanges()
+    private var timer: Scheduled<Void>?
+    private var date = HTTPDate()
+    private var context: ChannelHandlerContext?
+    /// The last answer's write, which a close waits for.
+    private var lastWrite: EventLoopFuture<Void>?
+    /// The connection ends after the answer written last: nothing more is read from it.
+    private var closing = false
+
+    // The current request (at most one: the pipelining handler holds the next back until this one is over).
+    private var exchange: Exchange?
+    private var start = ContinuousClock.now
+    /// Counts requests, so that a late answer for an earlier one is recognised and dropped.
+    private var generation: UInt64 = 0
+    private var answered = false
+    /// The body being read and what the route does with it.
+    private var body: ByteBuffer?
+    private var bodyLimit = 0
+    private var bodyThen: ((ByteBuffer) throws(GatewayError) -> Reply)?
+    /// Bytes of the body budget this request holds until it is answered.
+    private var reserved = 0
+
+    init(routes: Routes, limits: ConnectionLimits, open: AtomicCount) {
+        self.routes = routes
+        self.limits = limits
+        self.open = open
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let count = self.open.value.wrappingAdd(1, ordering: .relaxed).newValue
+        self.counted = true
+        if count > self.limits.maxConnections {
+            context.close(promise: nil)
+            return
+        }
+        // The first request's head must arrive within the client timeout.
+        self.arm(self.limits.clientTimeout, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = nil
+        if self.counted {
+            self.open.value.wrappingSubtract(1, ordering: .relaxed)
+            self.counted = false
+        }
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // A body that was still coming will not: the request is logged as cut. An answer still owed by an upstream
+        // call is logged when it arrives.
+        if self.bodyThen != nil { self.cut() }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A request pipelined behind the last one the connection answers is never acted on (nor sent upstream).
+        guard !self.closing else { return }
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.received(head, context: context)
+        case .body(var buffer):
+            // Answered early: the rest of the body is discarded.
+            guard self.bodyThen != nil, var body = self.body else { return }
+            self.body = nil  // held by one reference while it grows
+            if body.readableBytes + buffer.readableBytes > self.bodyLimit {
+                self.bodyThen = nil
+                self.respond(.failure(Self.tooLarge))
+                return
+            }
+            body.writeBuffer(&buffer)
+            self.body = body
+        case .end:
+            self.disarm()
+            let then = self.bodyThen
+            let body = self.body
+            self.bodyThen = nil
+            self.body = nil
+            let next = self.exchanges.receivedEnd()
+            if let then, let body {
+                do {
+                    self.run(try then(body), context: context)
+                } catch {
+                    self.respond(.failure(error))
+                }
+            }
+            self.carryOut(next, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.interrupted(self.exchanges.inputClosed(), reason: nil, context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? HTTPParserError else {
+            // A reset or another I/O failure: nothing more can be read or written.
+            context.close(promise: nil)
+            return
+        }
+        let reason: String
+        switch error {
+        case .headerOverflow: reason = "the request head is too large"
+        case .invalidContentLength, .unexpectedContentLength: reason = "the request's Content-Length is invalid or given twice"
+        default: reason = "the request could not be parsed as HTTP/1.1"
+        }
+        self.interrupted(self.exchanges.parserFailed(), reason: reason, context: context)
+    }
+
+    // MARK: Requests
+
+    private func received(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let action = self.exchanges.receivedHead(Exchanges.Head(head))
+        // Its body must arrive within the client timeout too.
+        self.arm(self.limits.clientTimeout, context: context)
+        let exchange = Exchange(head: head, record: RequestRecord())
+        self.begin(exchange)
+        if let rejection = action.rejection {
+            self.respond(.failure(GatewayError(.invalidRequest, rejection.rawValue)))
+        } else {
+            self.run(self.routes.route(exchange), context: context)
+        }
+    }
+
+    private func begin(_ exchange: Exchange) {
+        self.generation &+= 1
+        self.answered = false
+        self.start = .now
+        RequestID.assign(from: exchange.head.headers, to: exchange.record)
+        exchange.record.route = RouteLabel.of(exchange.head.uri)
+        self.routes.log.metrics.inFlight.increment()
+        self.exchange = exchange
+    }
+
+    private func run(_ reply: Reply, context: ChannelHandlerContext) {
+        switch reply {
+        case .answer(let answer):
+            self.respond(.success(answer))
+        case .failure(let error):
+            self.respond(.failure(error))
+        case .readBody(let limit, let then):
+            guard let exchange = self.exchange else { return }
+            let headers = exchange.head.headers
+            let announced = headers.first(name: "content-length").flatMap { Int($0) }
+            if let announced, announced > limit {
+                self.respond(.failure(Self.tooLarge))
+                return
+            }
+            // A chunked body may grow to the limit; a request with neither header has none.
+            let reserve = announced ?? (headers.contains(name: "transfer-encoding") ? limit : 0)
+            guard self.routes.bodyBudget.reserve(reserve) else {
+                self.respond(.failure(GatewayError(.overloaded, "the gateway holds as many request bodies as it may; try again shortly", retryAfterSeconds: 1)))
+                return
+            }
+            self.reserved = reserve
+            self.body = context.channel.allocator.buffer(capacity: min(announced ?? 0, limit))
+            self.bodyLimit = limit
+            self.bodyThen = then
+            if self.exchanges.bodyWanted() {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+        case .later(let start):
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let generation = self.generation
+            start(Responder(eventLoop: context.eventLoop) { result in handler.value.deliver(result, generation: generation) })
+        }
+    }
+
+    private func deliver(_ result: Result<Answer, GatewayError>, generation: UInt64) {
+        guard generation == self.generation else { return }
+        self.respond(result)
+    }
+
+    /// Writes the current request's answer (once), logs and counts it, and frees what the request held.
+    ///
+    /// Every state change comes before the first write: writing the answer's end lets NIO's pipelining handler hand
+    /// over the next request at once, re-entering this handler.
+    private func respond(_ result: Result<Answer, GatewayError>) {
+        guard let exchange = self.exchange, !self.answered else { return }
+        self.answered = true
+        let record = exchange.record
+        let answer: Answer
+        switch result {
+        case .success(let success): answer = success
+        case .failure(let error): answer = error.answer(record: record)
+        }
+        if self.reserved > 0 {
+            self.routes.bodyBudget.release(self.reserved)
+            self.reserved = 0
+        }
+        self.routes.log.metrics.inFlight.decrement()
+        self.routes.log.finish(
+            method: exchange.method, target: exchange.target, status: Int(answer.status.code), bytesOut: answer.body.readableBytes,
+            elapsed: ContinuousClock.now - self.start, record: record)
+        guard let context = self.context else { return }
+        let connection = self.exchanges.writingAnswer()
+        let next = self.exchanges.answerDone()
+        if next == .close { self.closing = true }
+        let active = context.channel.isActive
+        if next == .idle { self.idle(context: context) }
+        if active {
+            self.write(answer, record: record, connection: connection, isHead: exchange.head.method == .HEAD, context: context)
+        }
+        if next == .close { self.close(context: context) }
+    }
+
+    private func write(_ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, isHead: Bool, context: ChannelHandlerContext) {
+        var head = HTTPResponseHead(version: .http1_1, status: answer.status)
+        head.headers.reserveCapacity(7)
+        if let contentType = answer.contentType { head.headers.add(name: "Content-Type", value: contentType) }
+        if let retryAfter = answer.retryAfterSeconds { head.headers.add(name: "Retry-After", value: String(retryAfter)) }
+        head.headers.add(name: "X-Request-Id", value: record.requestID)
+        head.headers.add(name: "Date", value: self.date.now())
+        let status = answer.status.code
+        // No body and no length for the statuses that have none.
+        let bodyless = status == 204 || status == 304 || status < 200
+        if !bodyless { head.headers.add(name: "Content-Length", value: String(answer.body.readableBytes)) }
+        switch connection {
+        case .close: head.headers.add(name: "Connection", value: "close")
+        case .keepAlive: head.headers.add(name: "Connection", value: "keep-alive")
+        case .none: break
+        }
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        // A HEAD request's answer says how long the body would be, without it.
+        if !bodyless && answer.body.readableBytes > 0 && !isHead {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        self.lastWrite = written.futureResult
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: written)
+    }
+
+    /// The exchange is over; the connection waits for the next request.
+    private func idle(context: ChannelHandlerContext) {
+        self.exchange = nil
+        self.arm(self.limits.idleTimeout, context: context)
+    }
+
+    private func carryOut(_ next: Exchanges.Next, context: ChannelHandlerContext) {
+        switch next {
+        case .none:
+            break
+        case .idle:
+            self.idle(context: context)
+        case .close:
+            self.closing = true
+            self.close(context: context)
+        }
+    }
+
+    /// The client half-closed, or the parser refused what followed.
+    private func interrupted(_ interruption: Exchanges.Interruption, reason: String?, context: ChannelHandlerContext) {
+        switch interruption {
+        case .none:
+            break
+        case .close:
+            self.closing = true
+            self.close(context: context)
+        case .cutRequest:
+            self.cut()
+        case .refuseInput:
+            // Input that is not a request: the contract's 400 (envelope, request id, log line), then the end.
+            self.exchanges.refusingInput()
+            self.begin(Exchange(head: HTTPRequestHead(version: .http1_1, method: .RAW(value: "UNPARSED"), uri: ""), record: RequestRecord()))
+            self.respond(.failure(GatewayError(.invalidRequest, reason ?? "the request could not be parsed as HTTP/1.1")))
+        }
+    }
+
+    /// The body stopped short: `400`, never forwarded, and the connection ends after it.
+    private func cut() {
+        self.bodyThen = nil
+        self.body = nil
+        self.exchanges.cutRequest()
+        self.respond(.failure(GatewayError(.invalidRequest, "the request body did not arrive whole")))
+    }
+
+    /// Closes once the last answer is written — a close before would drop what is still queued. Only the output is
+    /// shut: the client reads the answer to its end and closes, which closes the connection. A full close now would
+    /// reset the connection while the client is still sending (a body nobody will read, a 1 MB header), and the answer
+    /// with it. A client that never closes is closed after the client timeout.
+    private func close(context: ChannelHandlerContext) {
+        self.disarm()
+        let channel = context.channel
+        let linger = TimeAmount.nanoseconds(self.limits.clientTimeout.nanoseconds)
+        if let lastWrite = self.lastWrite {
+            lastWrite.whenComplete { _ in
+                channel.close(mode: .output, promise: nil)
+                channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
+            }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    private func arm(_ timeout: Duration, context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        let channel = context.channel
+        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            channel.close(promise: nil)
+        }
+    }
+
+    private static var tooLarge: GatewayError { GatewayError(.payloadTooLarge, "request body is over the limit") }
+}

@@ -1,0 +1,83 @@
+import SENSClient
+import NIOCore
+import NIOHTTP1
+import UpstreamClient
+
+/// Every route, in one place: a request's target is checked, its caller authenticated, then it is dispatched by
+/// path and method. Runs on the connection's event loop.
+struct Routes: Sendable {
+    /// Every request's metrics and access-log line.
+    let log: AccessLog
+    /// The request-body bytes all connections may hold at once.
+    let bodyBudget: BodyBudget
+    let callers: CallerStore
+    let passthrough: Passthrough
+    let results: DeliveryLookup
+    let upstream: UpstreamClient
+    let breaker: CircuitBreaker
+
+    /// The methods the passthrough forwards.
+    static let passthroughMethods: [HTTPMethod] = [.GET, .POST, .PUT, .PATCH, .DELETE, .HEAD, .OPTIONS]
+
+    func route(_ exchange: Exchange) -> Reply {
+        if let rejection = RequestTarget.validate(exchange.target) {
+            return .failure(GatewayError(.invalidRequest, rejection.rawValue))
+        }
+        do throws(GatewayError) {
+            exchange.record.caller = try CallerAuth.authorize(exchange, store: self.callers)
+            return try self.dispatch(exchange)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func dispatch(_ exchange: Exchange) throws(GatewayError) -> Reply {
+        let path = exchange.path
+        let method = exchange.head.method
+        if RequestTarget.isPassthrough(exchange.target) {
+            guard Self.passthroughMethods.contains(method) else { throw Self.methodNotAllowed }
+            return try self.passthrough.respond(to: exchange)
+        }
+        if path.utf8.starts(with: "/v1/results".utf8) {
+            // /v1/results:batch, /v1/results/{channel}, /v1/results/{channel}/{messageId}
+            if path == "/v1/results:batch" {
+                guard method == .POST else { throw Self.methodNotAllowed }
+                return self.results.batch(exchange)
+            }
+            let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+            guard segments.count == 4 || segments.count == 5, segments[1] == "v1", segments[2] == "results" else { throw Self.notFound }
+            guard method == .GET else { throw Self.methodNotAllowed }
+            if segments.count == 5 { return try self.results.one(exchange, channel: segments[3], messageId: segments[4]) }
+            return try self.results.list(exchange, channel: segments[3])
+        }
+        switch path {
+        case "/healthz", "/readyz", "/metrics":
+            guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
+            return .answer(self.local(path))
+        default:
+            throw Self.notFound
+        }
+    }
+
+    /// Health, readiness and metrics, answered by the gateway itself.
+    private func local(_ path: Substring) -> Answer {
+        switch path {
+        case "/readyz":
+            guard self.upstream.isAccepting else { return .json(.serviceUnavailable, text: #"{"status":"shutting down"}"#) }
+            guard !self.breaker.isRefusing() else {
+                return .json(.serviceUnavailable, text: #"{"status":"upstream unreachable","circuit":"open"}"#)
+            }
+            return .json(.ok, text: #"{"status":"ready"}"#)
+        case "/metrics":
+            let metrics = self.log.metrics
+            metrics.recordCircuitState(self.breaker.phase.gaugeValue)
+            metrics.recordLogLinesDropped(total: LogWriter.standardOutput.droppedLines)
+            return Answer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(bytes: metrics.render()))
+        default:
+            return .json(.ok, text: #"{"status":"ok"}"#)
+        }
+    }
+
+    private static var notFound: GatewayError { GatewayError(.notFound, "no such route") }
+    private static var methodNotAllowed: GatewayError { GatewayError(.methodNotAllowed, "method not allowed on this route") }
+}
