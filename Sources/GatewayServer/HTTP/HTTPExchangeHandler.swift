@@ -33,10 +33,10 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var counted = false
     private var exchanges = Exchanges()
     private var timer: Scheduled<Void>?
+    /// When the connection is closed unless something happens first; `nil` while an answer is being worked out.
+    private var deadline: NIODeadline?
     private var date = HTTPDate()
     private var context: ChannelHandlerContext?
-    /// The last answer's write, which a close waits for.
-    private var lastWrite: EventLoopFuture<Void>?
     /// The connection ends after the answer written last: nothing more is read from it.
     private var closing = false
 
@@ -237,13 +237,19 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         if next == .close { self.closing = true }
         let active = context.channel.isActive
         if next == .idle { self.idle(context: context) }
+        var written: EventLoopFuture<Void>? = nil
         if active {
-            self.write(answer, record: record, connection: connection, isHead: exchange.head.method == .HEAD, context: context)
+            written = self.write(
+                answer, record: record, connection: connection, isHead: exchange.head.method == .HEAD, closing: next == .close, context: context)
         }
-        if next == .close { self.close(context: context) }
+        if next == .close { self.close(after: written, context: context) }
     }
 
-    private func write(_ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, isHead: Bool, context: ChannelHandlerContext) {
+    /// - Returns: When `closing`, the answer's write (a promise per answer costs more than anything else on the write).
+    private func write(
+        _ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, isHead: Bool, closing: Bool,
+        context: ChannelHandlerContext
+    ) -> EventLoopFuture<Void>? {
         var head = HTTPResponseHead(version: .http1_1, status: answer.status)
         head.headers.reserveCapacity(7)
         if let contentType = answer.contentType { head.headers.add(name: "Content-Type", value: contentType) }
@@ -264,9 +270,13 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         if !bodyless && answer.body.readableBytes > 0 && !isHead {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
         }
+        guard closing else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            return nil
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
-        self.lastWrite = written.futureResult
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: written)
+        return written.futureResult
     }
 
     /// The exchange is over; the connection waits for the next request.
@@ -283,7 +293,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.idle(context: context)
         case .close:
             self.closing = true
-            self.close(context: context)
+            self.close(after: nil, context: context)
         }
     }
 
@@ -294,7 +304,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             break
         case .close:
             self.closing = true
-            self.close(context: context)
+            self.close(after: nil, context: context)
         case .cutRequest:
             self.cut()
         case .refuseInput:
@@ -317,30 +327,63 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// shut: the client reads the answer to its end and closes, which closes the connection. A full close now would
     /// reset the connection while the client is still sending (a body nobody will read, a 1 MB header), and the answer
     /// with it. A client that never closes is closed after the client timeout.
-    private func close(context: ChannelHandlerContext) {
-        self.disarm()
+    /// - Parameter written: The last answer's write, when it was written knowing the connection ends after it; else
+    ///   the close waits until nothing is left unwritten.
+    private func close(after written: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
+        self.deadline = nil
         let channel = context.channel
         let linger = TimeAmount.nanoseconds(self.limits.clientTimeout.nanoseconds)
-        if let lastWrite = self.lastWrite {
-            lastWrite.whenComplete { _ in
-                channel.close(mode: .output, promise: nil)
-                channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
-            }
+        if let written {
+            written.whenComplete { _ in Self.closeOutput(channel, linger: linger) }
         } else {
-            context.close(promise: nil)
+            Self.closeOutput(whenWritten: channel, linger: linger)
         }
     }
 
-    private func disarm() {
-        self.timer?.cancel()
-        self.timer = nil
+    private static func closeOutput(_ channel: any Channel, linger: TimeAmount) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
     }
 
+    /// Closes the output once no answer bytes wait to be written (a client that half-closed would otherwise lose the
+    /// rest: with its input closed, a close of the output is a full close, which drops what is queued).
+    private static func closeOutput(whenWritten channel: any Channel, linger: TimeAmount) {
+        let queued = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        guard queued > 0, channel.isActive else { return Self.closeOutput(channel, linger: linger) }
+        channel.eventLoop.scheduleTask(in: .milliseconds(5)) { Self.closeOutput(whenWritten: channel, linger: linger) }
+    }
+
+    /// No timeout until the next ``arm(_:context:)`` (an answer being worked out is bounded by its upstream deadline).
+    private func disarm() {
+        self.deadline = nil
+    }
+
+    /// The connection is closed unless the next step happens within `timeout`. One timer per connection, moved
+    /// lazily: re-arming per request only stores a deadline (scheduling and cancelling a timer per request cost more
+    /// than routing it).
     private func arm(_ timeout: Duration, context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        let channel = context.channel
-        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-            channel.close(promise: nil)
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        self.deadline = deadline
+        if self.timer == nil { self.schedule(at: deadline, context: context) }
+    }
+
+    /// The timer fires at the deadline or after the shorter of the two timeouts, whichever is first: so a deadline set
+    /// later, which is never earlier than that, is never missed.
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let shortest = min(self.limits.clientTimeout, self.limits.idleTimeout)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: min(deadline, .now() + .nanoseconds(shortest.nanoseconds))) {
+            handler.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        self.timer = nil
+        guard let deadline = self.deadline, let context = self.context else { return }
+        if deadline <= .now() {
+            context.close(promise: nil)
+        } else {
+            self.schedule(at: deadline, context: context)
         }
     }
 
