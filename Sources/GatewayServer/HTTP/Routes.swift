@@ -44,11 +44,14 @@ struct Routes: Sendable {
                 guard method == .POST else { throw Self.methodNotAllowed }
                 return self.results.batch(exchange)
             }
-            let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-            guard segments.count == 4 || segments.count == 5, segments[1] == "v1", segments[2] == "results" else { throw Self.notFound }
+            // The one or two segments after the prefix, found in place.
+            let rest = path.dropFirst("/v1/results/".utf8.count)
+            guard path.utf8.starts(with: "/v1/results/".utf8), !rest.isEmpty else { throw Self.notFound }
             guard method == .GET else { throw Self.methodNotAllowed }
-            if segments.count == 5 { return try self.results.one(exchange, channel: segments[3], messageId: segments[4]) }
-            return try self.results.list(exchange, channel: segments[3])
+            guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) else { return try self.results.list(exchange, channel: rest) }
+            let messageId = rest[rest.utf8.index(after: slash)...]
+            guard !messageId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
+            return try self.results.one(exchange, channel: rest[..<slash], messageId: messageId)
         }
         switch path {
         case "/healthz", "/readyz", "/metrics":
