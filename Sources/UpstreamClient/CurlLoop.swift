@@ -21,6 +21,8 @@ final class CurlLoop: @unchecked Sendable {
 
     private struct Shared {
         var commands: [Command] = []
+        /// The loop thread is in, or about to enter, `curl_multi_poll`: only then does a new command need a wakeup.
+        var polling = false
         var accepting = true
         var stopped = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -137,12 +139,13 @@ final class CurlLoop: @unchecked Sendable {
         let (accepted, wake) = self.shared.withLock { shared -> (Bool, Bool) in
             if case .start = command, !shared.accepting { return (false, false) }
             if shared.stopped { return (false, false) }
-            // Only the command that finds the queue empty wakes the loop: the loop takes the whole queue at once,
-            // and the wakeup sent for the first command is not consumed before it does. Under load this saves a
-            // write and a read of curl's wakeup socket per request.
-            let wasEmpty = shared.commands.isEmpty
+            // Only a command that finds the loop asleep (or about to sleep) wakes it, once: a loop that is awake
+            // looks at the queue again before it sleeps. Under load this saves a write and a read of curl's wakeup
+            // socket per request.
             shared.commands.append(command)
-            return (true, wasEmpty)
+            let wake = shared.polling
+            shared.polling = false
+            return (true, wake)
         }
         if wake { curl_multi_wakeup(self.multi) }
         return accepted
@@ -154,7 +157,10 @@ final class CurlLoop: @unchecked Sendable {
         var commands: [Command] = []
         var stillRunning: Int32 = 0
         while true {
-            self.shared.withLock { swap(&commands, &$0.commands) }
+            self.shared.withLock { shared in
+                shared.polling = false
+                swap(&commands, &shared.commands)
+            }
             for command in commands { self.apply(command) }
             commands.removeAll(keepingCapacity: true)
 
@@ -167,8 +173,14 @@ final class CurlLoop: @unchecked Sendable {
                 self.complete(easy: easy, code: sg_msg_result(message))
             }
             if self.draining && self.activeCount == 0 { break }
-            // Sleeps until a socket is ready, curl's own timer fires, or another thread calls curl_multi_wakeup.
-            curl_multi_poll(self.multi, nil, 0, 1000, nil)
+            // Sleeps until a socket is ready, curl's own timer fires, or another thread calls curl_multi_wakeup —
+            // unless commands came in meanwhile. A wakeup sent after `polling` is set ends a poll not yet begun.
+            let sleeps = self.shared.withLock { shared -> Bool in
+                guard shared.commands.isEmpty else { return false }
+                shared.polling = true
+                return true
+            }
+            if sleeps { curl_multi_poll(self.multi, nil, 0, 1000, nil) }
         }
         for handle in self.spareHandles { handle.free() }
         self.spareHandles.removeAll()
