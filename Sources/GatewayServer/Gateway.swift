@@ -86,7 +86,7 @@ public struct Gateway: Sendable {
                 channel: channel, key: .message(try DeliveryLookup.identifier(messageId, name: "messageId")),
                 serviceId: try self.results.serviceId(given: serviceId, channel: channel))
             let entry = try await self.results.message(lookup, requestID: RequestID.generate(), record: RequestRecord(), on: MultiThreadedEventLoopGroup.singleton.any()).get()
-            return .success(entry.body(includeRaw: includeRaw))
+            return .success(Array(entry.body(includeRaw: includeRaw).readableBytesView))
         } catch {
             return .failure(error)
         }

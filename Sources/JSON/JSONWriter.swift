@@ -52,6 +52,16 @@ public struct JSONWriter: Sendable {
         self.pendingValueAfterKey = true
     }
 
+    /// Writes an object key known when the program was built, which must need no escaping (letters, digits): copied
+    /// as it is, not scanned.
+    public mutating func key(literal name: StaticString) {
+        self.separate()
+        self.bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        self.bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        self.pendingValueAfterKey = true
+    }
+
     /// Writes a string value, or `null` for `nil`.
     public mutating func string(_ value: String?) {
         self.separate()

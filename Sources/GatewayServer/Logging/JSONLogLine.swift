@@ -18,32 +18,32 @@ struct JSONLogLine {
     init(level: Logger.Level, label: String, message: String, capacity: Int = 384) {
         self.json = JSONWriter(capacity: capacity)
         self.json.beginObject()
-        self.json.key("time")
+        self.json.key(literal: "time")
         self.json.string(Self.timestamp())
-        self.json.key("level")
+        self.json.key(literal: "level")
         self.json.string(level.rawValue)
-        self.json.key("logger")
+        self.json.key(literal: "logger")
         self.json.string(label)
-        self.json.key("msg")
+        self.json.key(literal: "msg")
         self.json.string(message)
     }
 
     /// A text field; nothing when `value` is `nil`.
-    mutating func field(_ key: String, _ value: String?) {
+    mutating func field(_ key: StaticString, _ value: String?) {
         guard let value else { return }
-        self.json.key(key)
+        self.json.key(literal: key)
         self.json.string(value)
     }
 
     /// An integer field; nothing when `value` is `nil`.
-    mutating func field(_ key: String, int value: Int?) {
+    mutating func field(_ key: StaticString, int value: Int?) {
         guard let value else { return }
-        self.json.key(key)
+        self.json.key(literal: key)
         self.json.int(value)
     }
 
-    mutating func field(_ key: String, number value: Double) {
-        self.json.key(key)
+    mutating func field(_ key: StaticString, number value: Double) {
+        self.json.key(literal: key)
         self.json.number(value)
     }
 

@@ -62,7 +62,7 @@ struct DeliveryLookup: Sendable {
         if let key = lookup.cacheKey, let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
             self.count(hit.result, record: record)
-            return .answer(.json(.ok, hit.body(includeRaw: includeRaw)))
+            return .answer(Answer(status: .ok, contentType: "application/json", body: hit.body(includeRaw: includeRaw)))
         }
         return .later { responder in
             self.message(lookup, requestID: record.requestID, record: record, on: responder.eventLoop) { outcome in
@@ -70,7 +70,7 @@ struct DeliveryLookup: Sendable {
                     responder.answer(
                         outcome.map { entry in
                             self.count(entry.result, record: record)
-                            return .json(.ok, entry.body(includeRaw: includeRaw))
+                            return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
                         })
                 }
             }
@@ -167,7 +167,7 @@ struct DeliveryLookup: Sendable {
                 switch outcome {
                 case .success(let entry)?:
                     self.count(entry.result, record: nil)
-                    json.raw(entry.body(includeRaw: includeRaw))
+                    json.raw(entry.body(includeRaw: includeRaw).readableBytesView)
                 case .failure(let error)?:
                     error.write(into: &json, requestID: requestID)
                 case nil:

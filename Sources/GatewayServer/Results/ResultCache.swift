@@ -1,5 +1,6 @@
 import DeliveryResults
 import JSON
+import NIOCore
 import Synchronization
 
 /// Completed delivery results, kept for a while: a completed result never changes upstream, so repeats are served
@@ -18,19 +19,25 @@ final class ResultCache: Sendable {
         var result: DeliveryResult
         /// SENS's body, for `include=raw`.
         var raw: [UInt8]
-        /// The unified JSON without `raw`, written once.
-        var json: [UInt8]
+        /// The unified JSON without `raw`, written once; answered as it is (a buffer is shared, not copied).
+        var json: ByteBuffer
+
+        init(result: DeliveryResult, raw: [UInt8], json: [UInt8]) {
+            self.result = result
+            self.raw = raw
+            self.json = ByteBuffer(bytes: json)
+        }
 
         /// What the entry costs the cache's byte bound: its two bodies, and the result they were made from (about the
         /// size of its JSON).
-        var weight: Int { self.raw.count + 2 * self.json.count }
+        var weight: Int { self.raw.count + 2 * self.json.readableBytes }
 
         /// The unified JSON, with SENS's own under `raw` when asked (written then; the plain form is reused).
-        func body(includeRaw: Bool) -> [UInt8] {
+        func body(includeRaw: Bool) -> ByteBuffer {
             guard includeRaw else { return self.json }
-            var writer = JSONWriter(capacity: self.json.count + self.raw.count + 16)
+            var writer = JSONWriter(capacity: self.json.readableBytes + self.raw.count + 16)
             self.result.write(into: &writer, raw: self.raw)
-            return writer.bytes
+            return ByteBuffer(bytes: writer.bytes)
         }
     }
 
