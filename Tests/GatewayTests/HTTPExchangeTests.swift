@@ -260,6 +260,22 @@ struct HTTPExchangeTests {
             #expect(gw.mock.receivedRequests.isEmpty)
         }
     }
+
+    @Test("HEAD: the length of the body it would have, no body; the next answer on the connection is intact")
+    func head() async throws {
+        try await TestGateway.run { gw in
+            let connection = try await RawConnection(port: gw.port)
+            try await connection.write("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let head = try await connection.readHead().lowercased()
+            #expect(head.hasPrefix("http/1.1 200"))
+            #expect(head.contains("content-length: 15"))
+            try await connection.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let next = try await connection.readResponse()
+            #expect(next.status == 200)
+            #expect(next.text == #"{"status":"ok"}"#)
+            try await connection.waitUntilClosed()
+        }
+    }
 }
 
 /// The exchange state machine alone, without sockets.

@@ -240,14 +240,14 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         var written: EventLoopFuture<Void>? = nil
         if active {
             written = self.write(
-                answer, record: record, connection: connection, isHead: exchange.head.method == .HEAD, closing: next == .close, context: context)
+                answer, record: record, connection: connection, withoutBody: exchange.head.method == .HEAD || exchange.head.method == .CONNECT, closing: next == .close, context: context)
         }
         if next == .close { self.close(after: written, context: context) }
     }
 
     /// - Returns: When `closing`, the answer's write (a promise per answer costs more than anything else on the write).
     private func write(
-        _ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, isHead: Bool, closing: Bool,
+        _ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, withoutBody: Bool, closing: Bool,
         context: ChannelHandlerContext
     ) -> EventLoopFuture<Void>? {
         var head = HTTPResponseHead(version: .http1_1, status: answer.status)
@@ -266,8 +266,9 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .none: break
         }
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        // A HEAD request's answer says how long the body would be, without it.
-        if !bodyless && answer.body.readableBytes > 0 && !isHead {
+        // A HEAD request's answer says how long the body would be, without it. NIO's encoder frames an answer to
+        // CONNECT without a body whatever its status (the refusal is framed by the close that follows it).
+        if !bodyless && answer.body.readableBytes > 0 && !withoutBody {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
         }
         guard closing else {
