@@ -261,6 +261,18 @@ struct HTTPExchangeTests {
         }
     }
 
+    @Test("a send pipelined behind Connection: close is never acted on: nothing reaches SENS, nothing is answered for it")
+    func behindClose() async throws {
+        try await TestGateway.run { gw in
+            let closing = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, closing + Self.send(id: "never"), count: 2, untilClosed: true)
+            #expect(responses.map(\.status) == [200])
+            #expect(responses.first?.header("connection")?.lowercased() == "close")
+            #expect(gw.mock.receivedRequests.isEmpty)
+            #expect(!gw.logs.all.contains { $0.contains("never") })
+        }
+    }
+
     @Test("HEAD: the length of the body it would have, no body; the next answer on the connection is intact")
     func head() async throws {
         try await TestGateway.run { gw in
