@@ -113,6 +113,8 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         switch error.kind {
         case .timeout: self.init(.upstreamTimeout, "SENS did not answer in time")
         case .responseTooLarge: self.init(.upstreamMalformed, "SENS answered with a body over the size limit")
+        case .overloaded:
+            self.init(.overloaded, "the gateway holds as many answers as it may; try again shortly", retryAfterSeconds: 1)
         case .invalidResponse: self.init(.upstreamMalformed, "SENS answered with something that is not HTTP")
         case .connectFailed: self.init(.upstreamUnreachable, "SENS could not be connected to")
         case .unreachable, .shuttingDown, .cancelled: self.init(.upstreamUnreachable, "SENS could not be reached")

@@ -133,7 +133,7 @@ package struct SignedUpstream: Sendable {
                 case .connectFailed: self.record(self.limits.breaker.record(.unreachable, for: admission))
                 case .timeout, .unreachable: self.record(self.limits.breaker.record(.noAnswer, for: admission))
                 case .invalidResponse, .responseTooLarge: self.record(self.limits.breaker.record(.reachable, for: admission))
-                case .cancelled, .shuttingDown, .invalidRequest: self.limits.breaker.abandon(admission)
+                case .cancelled, .shuttingDown, .invalidRequest, .overloaded: self.limits.breaker.abandon(admission)
                 }
                 record.upstreamDetail = error.detail
                 self.metrics.recordUpstream(route: route, outcome: error.kind.rawValue, duration: ContinuousClock.now - start)

@@ -230,10 +230,12 @@ final class CurlLoop: @unchecked Sendable {
         let totalMilliseconds = max(1, Self.milliseconds(totalTimeout))
         let connectMilliseconds = max(1, min(totalMilliseconds, Self.milliseconds(self.configuration.connectTimeout)))
 
-        // A URL handle parsed once with the origin; only the path and query change per request, so curl neither
-        // re-parses nor re-prints the whole URL (measured in a C client: ~19% of libcurl's instructions per transfer).
-        var ok = self.setTarget(request.target, on: handle)
-        ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(handle.url)) == CURLE_OK
+        // A URL handle parsed once with the origin, so curl neither re-parses nor re-prints the whole URL per transfer
+        // (measured in a C client: ~19% of libcurl's instructions). The request-target goes on the wire exactly as
+        // given and signed (CURLOPT_REQUEST_TARGET): curl's URL parser rewrites percent-escapes (7.88 lower-cases
+        // their hex digits, 8.20 upper-cases them), which would break the signature over the caller's target.
+        var ok = sg_easy_setopt_pointer(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(handle.url)) == CURLE_OK
+        ok = ok && self.setTarget(request.target, on: easy)
         if self.noProxyInEnvironment { ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROXY, "") == CURLE_OK }
         // Safety: the origin is fixed, redirects are not followed, no other protocol is allowed.
         ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, self.allowedProtocols) == CURLE_OK
@@ -346,7 +348,10 @@ final class CurlLoop: @unchecked Sendable {
         } else {
             let curlText = transfer.handle.map { String(cString: $0.errorBuffer) } ?? ""
             let text = curlText.isEmpty ? String(cString: curl_easy_strerror(code)) : curlText
-            result = .failure(Self.error(for: code, stage: Self.stage(of: easy), tooLarge: transfer.responseTooLarge, text: text))
+            result = .failure(
+                Self.error(
+                    for: code, stage: Self.stage(of: easy), tooLarge: transfer.responseTooLarge, overBudget: transfer.responseOverBudget,
+                    text: text))
         }
         self.finish(transfer, easy: easy, with: result)
     }
@@ -380,18 +385,11 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     /// Sets the handle's URL path and query from a request-target (`/path?query`), as they go on the wire.
-    private func setTarget(_ target: String, on handle: EasyHandle) -> Bool {
-        let bytes = target.utf8
-        let question = bytes.firstIndex(of: UInt8(ascii: "?"))
+    private func setTarget(_ target: String, on easy: UnsafeMutableRawPointer) -> Bool {
         self.urlPart.removeAll(keepingCapacity: true)
-        for byte in bytes[..<(question ?? bytes.endIndex)] { self.urlPart.append(CChar(bitPattern: byte)) }
+        for byte in target.utf8 { self.urlPart.append(CChar(bitPattern: byte)) }
         self.urlPart.append(0)
-        guard curl_url_set(handle.url, CURLUPART_PATH, self.urlPart, 0) == CURLUE_OK else { return false }
-        guard let question else { return curl_url_set(handle.url, CURLUPART_QUERY, nil, 0) == CURLUE_OK }
-        self.urlPart.removeAll(keepingCapacity: true)
-        for byte in bytes[bytes.index(after: question)...] { self.urlPart.append(CChar(bitPattern: byte)) }
-        self.urlPart.append(0)
-        return curl_url_set(handle.url, CURLUPART_QUERY, self.urlPart, 0) == CURLUE_OK
+        return self.urlPart.withUnsafeBufferPointer { sg_easy_setopt_string(easy, CURLOPT_REQUEST_TARGET, $0.baseAddress) } == CURLE_OK
     }
 
     /// How far a transfer got, from curl's own account: request bytes sent, then a connection made.
@@ -407,13 +405,19 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     /// The failure of a transfer, by how far it got and what curl said.
-    static func error(for code: CURLcode, stage: WireStage, tooLarge: Bool, text: String) -> UpstreamError {
+    static func error(for code: CURLcode, stage: WireStage, tooLarge: Bool, overBudget: Bool = false, text: String) -> UpstreamError {
         if tooLarge { return UpstreamError(.responseTooLarge, "response body over the size limit", stage: .requestSent) }
+        if overBudget {
+            return UpstreamError(.overloaded, "the gateway holds as many answers as it may (max-buffered-response-bytes)", stage: .requestSent)
+        }
         switch code {
         case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
             return UpstreamError(.invalidResponse, text, stage: .requestSent)
         case CURLE_ABORTED_BY_CALLBACK:
             return UpstreamError(.cancelled, text, stage: stage)
+        case CURLE_OUT_OF_MEMORY where stage == .requestSent:
+            // What curl reports for an answer it will not hold (a header over its 100 KB limit): the request went out.
+            return UpstreamError(.invalidResponse, text, stage: .requestSent)
         case CURLE_URL_MALFORMAT, CURLE_BAD_FUNCTION_ARGUMENT, CURLE_OUT_OF_MEMORY:
             return UpstreamError(.invalidRequest, text, stage: stage)
         default:
@@ -465,6 +469,8 @@ final class Transfer: @unchecked Sendable {
     /// Bytes of ``responseBody`` counted against ``budget``.
     var heldBytes = 0
     var responseTooLarge = false
+    /// Loop thread: the answer did not fit in what all answers together may hold.
+    var responseOverBudget = false
 
     init(request: UpstreamRequest, maxResponseBytes: Int, budget: ResponseBudget) {
         self.request = request
@@ -520,9 +526,14 @@ private let curlWriteCallback: sg_data_callback = { data, size, count, context i
     guard let data, let context else { return 0 }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
     let length = size * count
-    if transfer.responseBody.readableBytes + length > transfer.maxResponseBytes || transfer.budget.held + length > transfer.budget.capacity {
+    // Anything but `length` makes curl abort with CURLE_WRITE_ERROR.
+    if transfer.responseBody.readableBytes + length > transfer.maxResponseBytes {
         transfer.responseTooLarge = true
-        return 0  // anything but `length` makes curl abort with CURLE_WRITE_ERROR
+        return 0
+    }
+    if transfer.budget.held + length > transfer.budget.capacity {
+        transfer.responseOverBudget = true
+        return 0
     }
     transfer.budget.held += length
     transfer.heldBytes += length

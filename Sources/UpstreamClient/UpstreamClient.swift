@@ -81,6 +81,8 @@ public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible
         case timeout
         /// The response body was larger than the configured cap.
         case responseTooLarge
+        /// The gateway's budget for buffered answers was spent (its own overload, not the upstream's fault).
+        case overloaded
         /// What came back was not HTTP.
         case invalidResponse
         /// The calling task was cancelled.

@@ -273,6 +273,36 @@ struct HTTPExchangeTests {
         }
     }
 
+    @Test("a body refused before it is read (over the limit, without Expect) ends the connection: it is not read to its end")
+    func refusedBodyCloses() async throws {
+        try await TestGateway.run { gw in
+            let head = "POST \(Self.sendTarget) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{"
+            let responses = try await RawHTTP.exchangeMany(port: gw.port, head, count: 1, untilClosed: true, timeout: .seconds(20))
+            #expect(responses.map(\.status) == [413])
+            #expect(responses.first?.header("connection")?.lowercased() == "close")
+            #expect(gw.mock.receivedRequests.isEmpty)
+        }
+    }
+
+    @Test("a client that pipelines and never reads is not served beyond what it reads: its answers are not queued without bound")
+    func backpressure() async throws {
+        try await TestGateway.run(configure: { $0.maxResponseBytes = 4_000_000 }) { gw in
+            // A client that reads nothing (no auto-read, a small receive buffer) asks for 20 answers of 2 MB.
+            let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+                .connect(host: "127.0.0.1", port: gw.port).get()
+            let one = "GET /sms/v2/services/\(Self.sms)/messages/fault-huge-2000000 HTTP/1.1\r\nHost: x\r\n\r\n"
+            try await client.writeAndFlush(ByteBuffer(string: String(repeating: one, count: 20)))
+            try await waitFor { gw.mock.receivedRequests.count >= 1 }
+            // A bound for a negative: with the answers unread the gateway stops taking requests within a few.
+            try await Task.sleep(for: .seconds(2))
+            let served = gw.mock.receivedRequests.count
+            #expect(served < 8, "\(served) of 20 answers of 2 MB queued for a client that reads nothing")
+            try await client.close()
+        }
+    }
+
     @Test("HEAD: the length of the body it would have, no body; the next answer on the connection is intact")
     func head() async throws {
         try await TestGateway.run { gw in
@@ -297,11 +327,11 @@ struct ExchangesTests {
 
     static func head(
         http11: Bool = true, hosts: Int = 1, keepAlive: Bool = true, originForm: Bool = true, connect: Bool = false, upgrade: Bool = false,
-        expect: Bool = false
+        expect: Bool = false, body: Bool = false
     ) -> Exchanges.Head {
         Exchanges.Head(
             isOriginForm: originForm, isHTTP11: http11, hostCount: hosts, keepAlive: keepAlive, isConnect: connect, opensTunnel: connect || upgrade,
-            expectsContinue: expect)
+            expectsContinue: expect, hasBody: body)
     }
 
     @Test("refusals: not origin-form, CONNECT, HTTP/1.1 without exactly one Host; HTTP/1.0 needs none")
@@ -323,7 +353,7 @@ struct ExchangesTests {
         do { let step = machine.writingAnswer(); #expect(step == .none) }
         do { let step = machine.answerDone(); #expect(step == .idle) }
         #expect(!machine.isOpen)
-        // Answered before the end (a 401 to a POST whose body is still coming): the body is read and dropped.
+        // Answered before its end arrives (a GET answered at once): the connection stays.
         _ = machine.receivedHead(Self.head())
         do { let step = machine.writingAnswer(); #expect(step == .none) }
         do { let step = machine.answerDone(); #expect(step == .none) }
@@ -350,10 +380,13 @@ struct ExchangesTests {
         do { let step = refused.answerDone(); #expect(step == .close) }
     }
 
-    @Test("an answer while the body is still coming (over the limit) ends the connection")
+    @Test("an answer while a body is still coming (refused before it was read, over the limit) ends the connection")
     func answerMidBody() {
+        var refused = Exchanges()
+        _ = refused.receivedHead(Self.head(body: true))
+        do { let step = refused.writingAnswer(); #expect(step == .close) }
         var machine = Exchanges()
-        _ = machine.receivedHead(Self.head())
+        _ = machine.receivedHead(Self.head(body: true))
         do { let step = machine.bodyWanted(); #expect(!step) }
         do { let step = machine.writingAnswer(); #expect(step == .close) }
         do { let step = machine.answerDone(); #expect(step == .close) }
@@ -387,7 +420,7 @@ struct ExchangesTests {
         var idle = Exchanges()
         do { let step = idle.inputClosed(); #expect(step == .close) }
         var midBody = Exchanges()
-        _ = midBody.receivedHead(Self.head())
+        _ = midBody.receivedHead(Self.head(body: true))
         _ = midBody.bodyWanted()
         do { let step = midBody.inputClosed(); #expect(step == .cutRequest) }
         midBody.cutRequest()
@@ -400,6 +433,18 @@ struct ExchangesTests {
         do { let step = awaiting.answerDone(); #expect(step == .close) }
     }
 
+    @Test("graceful shutdown: between requests the connection closes; otherwise after the answer, which says close")
+    func quiesce() {
+        var idle = Exchanges()
+        do { let step = idle.quiesce(); #expect(step == .close) }
+        var open = Exchanges()
+        _ = open.receivedHead(Self.head())
+        _ = open.receivedEnd()
+        do { let step = open.quiesce(); #expect(step == .none) }
+        do { let step = open.writingAnswer(); #expect(step == .close) }
+        do { let step = open.answerDone(); #expect(step == .close) }
+    }
+
     @Test("parser errors: between requests the input is refused; mid-body the request is cut")
     func parserErrors() {
         var idle = Exchanges()
@@ -408,7 +453,7 @@ struct ExchangesTests {
         do { let step = idle.writingAnswer(); #expect(step == .close) }
         do { let step = idle.answerDone(); #expect(step == .close) }
         var midBody = Exchanges()
-        _ = midBody.receivedHead(Self.head())
+        _ = midBody.receivedHead(Self.head(body: true))
         _ = midBody.bodyWanted()
         do { let step = midBody.parserFailed(); #expect(step == .cutRequest) }
     }

@@ -46,6 +46,22 @@ struct PassthroughTests {
         }
     }
 
+    @Test("percent-escapes go upstream exactly as the caller wrote them, upper- or lower-case, and the signature holds")
+    func escapesVerbatim() async throws {
+        try await TestGateway.run { gw in
+            for target in [
+                "/sms/v2/services/\(Self.sms)/messages?requestId=RSMA-demo-0001&to=%2B8210%3A",
+                "/sms/v2/services/\(Self.sms)/messages?requestId=RSMA-demo-0001&to=%2b8210%3a&name=%C3%A9",
+            ] {
+                let response = try await gw.send("GET", target)
+                #expect(response.status == 200, "\(target): \(response.text)")
+                let received = try #require(gw.mock.receivedRequests.last)
+                #expect(received.target == target)
+                #expect(received.signatureValid)
+            }
+        }
+    }
+
     @Test("upstream error statuses pass through unchanged")
     func upstreamStatusPassesThrough() async throws {
         try await TestGateway.run { gw in

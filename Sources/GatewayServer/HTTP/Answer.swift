@@ -35,9 +35,11 @@ enum Reply {
     case answer(Answer)
     /// The contract's error envelope, at once.
     case failure(GatewayError)
-    /// Read the whole request body first — at most `limit` bytes, held against the process's ``BodyBudget`` until the
-    /// answer is written — then continue with it. The client is told to send it (`100 Continue`) only now.
-    case readBody(limit: Int, then: (ByteBuffer) throws(GatewayError) -> Reply)
+    /// Read the whole request body first — at most `limit` bytes, held against the process's ``BodyBudget`` — then
+    /// continue with it. The client is told to send it (`100 Continue`) only now. The budget is given back when the
+    /// answer is written if `heldUntilAnswered` (the body goes upstream, sent from the same buffer), else as soon as
+    /// `then` returns.
+    case readBody(limit: Int, heldUntilAnswered: Bool, then: (ByteBuffer) throws(GatewayError) -> Reply)
     /// The answer comes through the responder, from any thread, exactly once.
     case later((Responder) -> Void)
 }

@@ -18,6 +18,8 @@ extension HTTPExchangeHandler {
             /// `CONNECT` or `Upgrade`: after it the parser passes bytes through unframed.
             var opensTunnel: Bool
             var expectsContinue: Bool
+            /// A body follows the head (`Content-Length` above 0, or `Transfer-Encoding`).
+            var hasBody: Bool
         }
 
         struct HeadAction: Equatable {
@@ -64,6 +66,7 @@ extension HTTPExchangeHandler {
         private var expectsContinue = false
         private var continueSent = false
         private var keepAlive10 = false
+        private var hasBody = false
         /// The connection ends after the current answer.
         private(set) var closeAfterAnswer = false
 
@@ -75,6 +78,7 @@ extension HTTPExchangeHandler {
             self.continueSent = false
             self.expectsContinue = head.expectsContinue && head.isHTTP11
             self.keepAlive10 = !head.isHTTP11 && head.keepAlive
+            self.hasBody = head.hasBody
             var action = HeadAction(rejection: nil, closesConnection: false)
             if !head.isOriginForm || head.isConnect {
                 action.rejection = .notOriginForm
@@ -108,9 +112,9 @@ extension HTTPExchangeHandler {
             // An answer given before the client was told to send its body (a `401`, a `413`): the body may never
             // come, so the connection cannot carry another request.
             if self.expectsContinue && !self.continueSent && !self.requestEnded { self.closeAfterAnswer = true }
-            // An answer given while the body is still coming (over the limit, refused): reading the rest just to
-            // discard it is not worth a connection.
-            if self.readingBody { self.closeAfterAnswer = true }
+            // An answer given while a body is still coming (refused before it was read, over the limit, cut): reading
+            // the rest just to discard it is not worth a connection, whatever its length.
+            if self.hasBody && !self.requestEnded { self.closeAfterAnswer = true }
             if self.closeAfterAnswer { return .close }
             return self.keepAlive10 ? .keepAlive : .none
         }
@@ -121,6 +125,17 @@ extension HTTPExchangeHandler {
             self.readingBody = false
             if self.closeAfterAnswer { return .close }
             return self.requestEnded ? self.finish() : .none
+        }
+
+        /// The body of the current request is being read for its route.
+        var isReadingBody: Bool { self.readingBody }
+
+        /// Graceful shutdown: between requests the connection closes (once its last answer is written); otherwise
+        /// after the current answer, which says so.
+        mutating func quiesce() -> Interruption {
+            self.closeAfterAnswer = true
+            guard self.isOpen else { return .close }
+            return self.answerWritten ? .close : .none
         }
 
         mutating func inputClosed() -> Interruption {
@@ -167,8 +182,13 @@ extension HTTPExchangeHandler.Exchanges.Head {
         var hosts = 0
         var upgrade = false
         var expectsContinue = false
+        var hasBody = false
         for (name, value) in head.headers {
-            if name.equalsIgnoringASCIICase("host") {
+            if name.equalsIgnoringASCIICase("content-length") {
+                hasBody = hasBody || value != "0"
+            } else if name.equalsIgnoringASCIICase("transfer-encoding") {
+                hasBody = true
+            } else if name.equalsIgnoringASCIICase("host") {
                 hosts += 1
             } else if name.equalsIgnoringASCIICase("upgrade") {
                 upgrade = true
@@ -177,6 +197,7 @@ extension HTTPExchangeHandler.Exchanges.Head {
             }
         }
         self.hostCount = hosts
+        self.hasBody = hasBody
         self.opensTunnel = self.isConnect || upgrade
         self.expectsContinue = expectsContinue
     }

@@ -37,8 +37,13 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var deadline: NIODeadline?
     private var date = HTTPDate()
     private var context: ChannelHandlerContext?
+    /// Inputs waiting for the connection to be writable again (see ``input(_:context:fromStash:)``).
+    private var stash: [Input] = []
+    private var paused = false
     /// The connection ends after the answer written last: nothing more is read from it.
     private var closing = false
+    /// The close has begun (once per connection).
+    private var closeRequested = false
 
     // The current request (at most one: the pipelining handler holds the next back until this one is over).
     private var exchange: Exchange?
@@ -50,8 +55,9 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var body: ByteBuffer?
     private var bodyLimit = 0
     private var bodyThen: ((ByteBuffer) throws(GatewayError) -> Reply)?
-    /// Bytes of the body budget this request holds until it is answered.
+    /// Bytes of the body budget this request holds, and whether until it is answered.
     private var reserved = 0
+    private var bodyHeldUntilAnswered = true
 
     init(routes: Routes, limits: ConnectionLimits, open: AtomicCount) {
         self.routes = routes
@@ -84,14 +90,58 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         // A body that was still coming will not: the request is logged as cut. An answer still owed by an upstream
         // call is logged when it arrives.
-        if self.bodyThen != nil { self.cut() }
+        if self.exchanges.isReadingBody { self.cut() }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.input(.part(self.unwrapInboundIn(data)), context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && self.paused {
+            self.paused = false
+            while !self.paused, !self.stash.isEmpty {
+                self.input(self.stash.removeFirst(), context: context, fromStash: true)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// What reaches the handler from the client, in order.
+    private enum Input {
+        case part(HTTPServerRequestPart)
+        case inputClosed
+        case parserError(reason: String)
+    }
+
+    /// Takes the next input, unless a request would start while earlier answers wait to be written: then it and all
+    /// that follow wait until the connection is writable again. NIO's pipelining handler hands over a buffered request
+    /// as soon as an answer is queued, and a client that pipelines and never reads would otherwise have every answer
+    /// queued in memory (socket reads stop too: `BackPressureHandler`). At most one socket read's worth of requests
+    /// waits here.
+    private func input(_ input: Input, context: ChannelHandlerContext, fromStash: Bool = false) {
+        let startsRequest: Bool
+        switch input {
+        case .part(.head): startsRequest = true
+        default: startsRequest = false
+        }
+        if (self.paused && !fromStash) || (startsRequest && !context.channel.isWritable) {
+            self.paused = true
+            if fromStash { self.stash.insert(input, at: 0) } else { self.stash.append(input) }
+            return
+        }
+        switch input {
+        case .part(let part): self.accept(part, context: context)
+        case .inputClosed: self.interrupted(self.exchanges.inputClosed(), reason: nil, context: context)
+        case .parserError(let reason): self.interrupted(self.exchanges.parserFailed(), reason: reason, context: context)
+        }
+    }
+
+    private func accept(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         // A request pipelined behind the last one the connection answers is never acted on (nor sent upstream).
         guard !self.closing else { return }
-        switch self.unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
             self.received(head, context: context)
         case .body(var buffer):
@@ -113,22 +163,41 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.body = nil
             let next = self.exchanges.receivedEnd()
             if let then, let body {
+                let reply: Reply
                 do {
-                    self.run(try then(body), context: context)
+                    reply = try then(body)
                 } catch {
-                    self.respond(.failure(error))
+                    reply = .failure(error)
                 }
+                if !self.bodyHeldUntilAnswered { self.releaseBudget() }
+                self.run(reply, context: context)
             }
             self.carryOut(next, context: context)
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard case ChannelEvent.inputClosed = event else {
+        if case ChannelEvent.inputClosed = event {
+            self.input(.inputClosed, context: context)
+        } else if event is Quiesce {
+            self.interrupted(self.exchanges.quiesce(), reason: nil, context: context)
+        } else {
             context.fireUserInboundEventTriggered(event)
-            return
         }
-        self.interrupted(self.exchanges.inputClosed(), reason: nil, context: context)
+    }
+
+    /// Graceful shutdown, as the exchange handler hears of it: finish the current exchange (its answer says
+    /// `Connection: close`), then close once everything queued is written.
+    struct Quiesce: Sendable {}
+
+    /// Placed before the HTTP codec: turns NIO's `ChannelShouldQuiesceEvent` into ``Quiesce``, which NIO's pipelining
+    /// handler passes on (it would act on the former itself, closing at once).
+    final class QuiesceForwarder: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = NIOAny
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            context.fireUserInboundEventTriggered(event is ChannelShouldQuiesceEvent ? Quiesce() : event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -143,7 +212,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .invalidContentLength, .unexpectedContentLength: reason = "the request's Content-Length is invalid or given twice"
         default: reason = "the request could not be parsed as HTTP/1.1"
         }
-        self.interrupted(self.exchanges.parserFailed(), reason: reason, context: context)
+        self.input(.parserError(reason: reason), context: context)
     }
 
     // MARK: Requests
@@ -166,7 +235,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.answered = false
         self.start = .now
         RequestID.assign(from: exchange.head.headers, to: exchange.record)
-        exchange.record.route = RouteLabel.of(exchange.head.uri)
+        exchange.record.route = RouteLabel.of(exchange.path)
         self.routes.log.metrics.inFlight.increment()
         self.exchange = exchange
     }
@@ -177,7 +246,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.respond(.success(answer))
         case .failure(let error):
             self.respond(.failure(error))
-        case .readBody(let limit, let then):
+        case .readBody(let limit, let heldUntilAnswered, let then):
             guard let exchange = self.exchange else { return }
             let headers = exchange.head.headers
             let announced = headers.first(name: "content-length").flatMap { Int($0) }
@@ -194,6 +263,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.reserved = reserve
             self.body = context.channel.allocator.buffer(capacity: min(announced ?? 0, limit))
             self.bodyLimit = limit
+            self.bodyHeldUntilAnswered = heldUntilAnswered
             self.bodyThen = then
             if self.exchanges.bodyWanted() {
                 context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
@@ -203,6 +273,12 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
             let generation = self.generation
             start(Responder(eventLoop: context.eventLoop) { result in handler.value.deliver(result, generation: generation) })
         }
+    }
+
+    private func releaseBudget() {
+        guard self.reserved > 0 else { return }
+        self.routes.bodyBudget.release(self.reserved)
+        self.reserved = 0
     }
 
     private func deliver(_ result: Result<Answer, GatewayError>, generation: UInt64) {
@@ -223,14 +299,12 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .success(let success): answer = success
         case .failure(let error): answer = error.answer(record: record)
         }
-        if self.reserved > 0 {
-            self.routes.bodyBudget.release(self.reserved)
-            self.reserved = 0
-        }
+        self.releaseBudget()
         self.routes.log.metrics.inFlight.decrement()
+        let withoutBody = exchange.head.method == .HEAD || exchange.head.method == .CONNECT
         self.routes.log.finish(
-            method: exchange.method, target: exchange.target, status: Int(answer.status.code), bytesOut: answer.body.readableBytes,
-            elapsed: ContinuousClock.now - self.start, record: record)
+            method: exchange.method, target: exchange.target, status: Int(answer.status.code),
+            bytesOut: withoutBody ? 0 : answer.body.readableBytes, elapsed: ContinuousClock.now - self.start, record: record)
         guard let context = self.context else { return }
         let connection = self.exchanges.writingAnswer()
         let next = self.exchanges.answerDone()
@@ -240,7 +314,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         var written: EventLoopFuture<Void>? = nil
         if active {
             written = self.write(
-                answer, record: record, connection: connection, withoutBody: exchange.head.method == .HEAD || exchange.head.method == .CONNECT, closing: next == .close, context: context)
+                answer, record: record, connection: connection, withoutBody: withoutBody, closing: next == .close, context: context)
         }
         if next == .close { self.close(after: written, context: context) }
     }
@@ -257,9 +331,13 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         head.headers.add(name: "X-Request-Id", value: record.requestID)
         head.headers.add(name: "Date", value: self.date.now())
         let status = answer.status.code
-        // No body and no length for the statuses that have none.
-        let bodyless = status == 204 || status == 304 || status < 200
-        if !bodyless { head.headers.add(name: "Content-Length", value: String(answer.body.readableBytes)) }
+        // No body and no length for the statuses that have none (routes never answer 1xx: the passthrough refuses
+        // them). A HEAD answer says how long the body would be when that is known; SENS's answer to a HEAD comes
+        // without a body, so its length is not.
+        let bodyless = status == 204 || status == 304
+        if !bodyless && !(withoutBody && answer.body.readableBytes == 0) {
+            head.headers.add(name: "Content-Length", value: String(answer.body.readableBytes))
+        }
         switch connection {
         case .close: head.headers.add(name: "Connection", value: "close")
         case .keepAlive: head.headers.add(name: "Connection", value: "keep-alive")
@@ -327,35 +405,36 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// Closes once the last answer is written — a close before would drop what is still queued. Only the output is
     /// shut: the client reads the answer to its end and closes, which closes the connection. A full close now would
     /// reset the connection while the client is still sending (a body nobody will read, a 1 MB header), and the answer
-    /// with it. A client that never closes is closed after the client timeout.
+    /// with it. A client that does not close (or does not read) within the client timeout is closed by the
+    /// connection's timer.
     /// - Parameter written: The last answer's write, when it was written knowing the connection ends after it; else
     ///   the close waits until nothing is left unwritten.
     private func close(after written: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
-        self.deadline = nil
+        guard !self.closeRequested else { return }
+        self.closeRequested = true
+        self.arm(self.limits.clientTimeout, context: context)
         let channel = context.channel
-        let linger = TimeAmount.nanoseconds(self.limits.clientTimeout.nanoseconds)
         if let written {
-            written.whenComplete { _ in Self.closeOutput(channel, linger: linger) }
+            written.whenComplete { _ in channel.close(mode: .output, promise: nil) }
         } else {
-            Self.closeOutput(whenWritten: channel, linger: linger)
+            Self.closeOutput(whenWritten: channel)
         }
     }
 
-    private static func closeOutput(_ channel: any Channel, linger: TimeAmount) {
-        channel.close(mode: .output, promise: nil)
-        channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
-    }
-
     /// Closes the output once no answer bytes wait to be written (a client that half-closed would otherwise lose the
-    /// rest: with its input closed, a close of the output is a full close, which drops what is queued).
-    private static func closeOutput(whenWritten channel: any Channel, linger: TimeAmount) {
+    /// rest: with its input closed, a close of the output is a full close, which drops what is queued). Stops when
+    /// the connection is closed (at the latest by its timer).
+    private static func closeOutput(whenWritten channel: any Channel) {
+        guard channel.isActive else { return }
         let queued = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        guard queued > 0, channel.isActive else { return Self.closeOutput(channel, linger: linger) }
-        channel.eventLoop.scheduleTask(in: .milliseconds(5)) { Self.closeOutput(whenWritten: channel, linger: linger) }
+        guard queued > 0 else { return channel.close(mode: .output, promise: nil) }
+        channel.eventLoop.scheduleTask(in: .milliseconds(5)) { Self.closeOutput(whenWritten: channel) }
     }
 
     /// No timeout until the next ``arm(_:context:)`` (an answer being worked out is bounded by its upstream deadline).
     private func disarm() {
+        // A connection being closed keeps its deadline: the client has that long to read the rest and close.
+        guard !self.closeRequested else { return }
         self.deadline = nil
     }
 

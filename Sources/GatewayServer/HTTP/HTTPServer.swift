@@ -48,6 +48,13 @@ struct HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    // No reads while the client is not reading its answers: a client that pipelines and never reads
+                    // would otherwise have every answer queued in memory (NIO's pipelining handler asks for the next
+                    // request once an answer is queued, not once it is sent).
+                    try pipeline.addHandler(BackPressureHandler())
+                    // Graceful shutdown reaches the exchange handler as its own event (NIO's pipelining handler would
+                    // close at once, dropping answers still queued for a slow reader).
+                    try pipeline.addHandler(HTTPExchangeHandler.QuiesceForwarder())
                     // No outbound header validation: every answer's headers are written by the exchange handler from values
                     // that cannot hold a line break (numbers, checked request ids, SENS's content type as libcurl parsed it).
                     try pipeline.configureHTTPServerPipeline(

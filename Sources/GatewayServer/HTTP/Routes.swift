@@ -47,7 +47,7 @@ struct Routes: Sendable {
             // The one or two segments after the prefix, found in place.
             let rest = path.dropFirst("/v1/results/".utf8.count)
             guard path.utf8.starts(with: "/v1/results/".utf8), !rest.isEmpty else { throw Self.notFound }
-            guard method == .GET else { throw Self.methodNotAllowed }
+            guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
             guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) else { return try self.results.list(exchange, channel: rest) }
             let messageId = rest[rest.utf8.index(after: slash)...]
             guard !messageId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }

@@ -39,15 +39,18 @@ enum RouteLabel {
     /// Each passthrough prefix with its label (`/sms/v2/` → `/sms/v2`), worked out once.
     private static let passthroughLabels = RequestTarget.passthroughPrefixes.map { ($0, String($0.dropLast())) }
 
-    static func of(_ target: String) -> String {
-        let path = target.utf8
-        if path.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
-        if path.starts(with: "/v1/results/".utf8) { return "/v1/results" }
-        for (prefix, label) in Self.passthroughLabels where path.starts(with: prefix.utf8) {
+    /// - Parameter path: The request's path, without its query.
+    static func of(_ path: Substring) -> String {
+        let bytes = path.utf8
+        if bytes.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
+        if bytes.starts(with: "/v1/results/".utf8) { return "/v1/results" }
+        for (prefix, label) in Self.passthroughLabels where bytes.starts(with: prefix.utf8) {
             return label
         }
-        switch target {
-        case "/healthz", "/readyz", "/metrics": return target
+        switch path {
+        case "/healthz": return "/healthz"
+        case "/readyz": return "/readyz"
+        case "/metrics": return "/metrics"
         default: return "other"
         }
     }

@@ -13,7 +13,7 @@ struct Passthrough: Sendable {
         // Decided before the body is read: a caller refused gets its 401 at once.
         try exchange.record.caller?.authorize(Operation(passthrough: exchange.target, method: exchange.method))
         // The body counts against the budget until SENS has answered (curl sends from the same buffer).
-        return .readBody(limit: self.maxBodyBytes) { body in
+        return .readBody(limit: self.maxBodyBytes, heldUntilAnswered: true) { body in
             let record = exchange.record
             record.bytesIn = body.readableBytes
             let request = Self.upstreamRequest(exchange, body: body)

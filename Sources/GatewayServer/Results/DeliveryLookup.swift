@@ -121,7 +121,7 @@ struct DeliveryLookup: Sendable {
     /// in order, each a result or an error.
     func batch(_ exchange: Exchange) -> Reply {
         // The body is held only while it is parsed.
-        .readBody(limit: self.configuration.maxBodyBytes) { body throws(GatewayError) -> Reply in
+        .readBody(limit: self.configuration.maxBodyBytes, heldUntilAnswered: false) { body throws(GatewayError) -> Reply in
             let record = exchange.record
             record.bytesIn = body.readableBytes
             let parsed: JSONValue
