@@ -358,10 +358,13 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         return written.futureResult
     }
 
-    /// The exchange is over; the connection waits for the next request.
+    /// The exchange is over; the connection waits for the next request — for the idle timeout, or only the client
+    /// timeout once connections fill most of `max-connections`, so that idle keep-alive connections cannot hold every
+    /// slot for long.
     private func idle(context: ChannelHandlerContext) {
         self.exchange = nil
-        self.arm(self.limits.idleTimeout, context: context)
+        let crowded = self.open.value.load(ordering: .relaxed) * 5 >= self.limits.maxConnections * 4
+        self.arm(crowded ? min(self.limits.clientTimeout, self.limits.idleTimeout) : self.limits.idleTimeout, context: context)
     }
 
     private func carryOut(_ next: Exchanges.Next, context: ChannelHandlerContext) {
