@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // The embedded store: SQLite through a thread pool, no Foundation beyond FoundationEssentials.
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         // Tests only: TLS and HTTP/2 in front of the SENS mock, as SENS is reached in production.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
@@ -68,6 +70,17 @@ let package = Package(
         .target(
             name: "SENSClient",
             dependencies: ["Signing", "UpstreamClient"],
+            swiftSettings: swiftSettings
+        ),
+        // State that outlives a process: tracked sends, their results, the webhook outbox.
+        .target(
+            name: "Store",
+            dependencies: [
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -126,6 +139,11 @@ let package = Package(
         .testTarget(
             name: "SigningTests",
             dependencies: ["Signing"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Store"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

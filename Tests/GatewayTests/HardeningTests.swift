@@ -460,10 +460,15 @@ struct HostileInputTests {
     @Test("near max-connections an idle keep-alive connection is closed at the client timeout, not after the idle timeout")
     func crowdedIdle() async throws {
         try await TestGateway.run(configure: { $0.maxConnections = 5; $0.clientTimeout = .seconds(2) }) { gw in
-            // Three connections that send nothing (closed after the client timeout), and a fourth that is answered
-            // and then idles while four of five slots are taken.
+            // Three connections answered once and kept (each idles under the idle timeout: the gateway has accepted
+            // them), then a fourth that is answered and idles while four of five slots are taken.
             var silent: [RawConnection] = []
-            for _ in 0..<3 { silent.append(try await RawConnection(port: gw.port)) }
+            for _ in 0..<3 {
+                let connection = try await RawConnection(port: gw.port)
+                try await connection.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(try await connection.readResponse().status == 200)
+                silent.append(connection)
+            }
             let idle = try await RawHTTP.timeUntilClosed(port: gw.port, sending: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", limit: .seconds(15))
             #expect(idle != nil, "kept for the 75 s idle timeout with four of five connections taken")
             for connection in silent { try? await connection.close() }

@@ -1,0 +1,137 @@
+// Store: what outlives a process — tracked sends, their results, and the webhook outbox (PRODUCT.md §6, §8).
+
+/// Milliseconds since the Unix epoch: every time the store keeps (no calendar types, no time zone).
+public typealias StoreTime = Int64
+
+/// A send the gateway follows until SENS reports a final outcome for each of its messages.
+public struct TrackedRequest: Sendable, Equatable {
+    /// Where the request stands.
+    public enum State: String, Sendable {
+        /// Polled until every message is final.
+        case tracking
+        /// Every message is final.
+        case completed
+        /// Closed after `track-max-age` with messages still open.
+        case expired
+    }
+
+    /// SENS's `requestId`.
+    public var requestId: String
+    /// `sms`, `alimtalk` or `brandmessage`.
+    public var channel: String
+    public var serviceId: String
+    /// The caller's name (`anonymous` without caller tokens); only its own requests are shown to a caller.
+    public var caller: String
+    public var acceptedAt: StoreTime
+    /// When SENS sends a scheduled (`reserveTime`) message; polling starts after it.
+    public var reserveAt: StoreTime?
+    public var nextPollAt: StoreTime
+    /// Polls made so far (the schedule doubles with each).
+    public var polls: Int
+    public var state: State
+
+    public init(
+        requestId: String, channel: String, serviceId: String, caller: String, acceptedAt: StoreTime, reserveAt: StoreTime? = nil,
+        nextPollAt: StoreTime, polls: Int = 0, state: State = .tracking
+    ) {
+        self.requestId = requestId
+        self.channel = channel
+        self.serviceId = serviceId
+        self.caller = caller
+        self.acceptedAt = acceptedAt
+        self.reserveAt = reserveAt
+        self.nextPollAt = nextPollAt
+        self.polls = polls
+        self.state = state
+    }
+}
+
+/// One message's latest unified result (PRODUCT.md §4.2), as JSON text.
+public struct StoredResult: Sendable, Equatable {
+    public var messageId: String
+    /// Whether the result is final (completed and not pending): it then has its event.
+    public var isFinal: Bool
+    /// The unified delivery result, as the gateway wrote it.
+    public var json: String
+
+    public init(messageId: String, isFinal: Bool, json: String) {
+        self.messageId = messageId
+        self.isFinal = isFinal
+        self.json = json
+    }
+}
+
+/// One webhook event in the outbox: written in the same transaction as the final result that causes it.
+public struct StoredEvent: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// Waiting to be delivered (or retried).
+        case pending
+        case delivered
+        /// Given up after `webhook-max-age`; can be queued again (`redeliver`).
+        case failed
+    }
+
+    /// The event's id (`webhook-id`): the same on every attempt.
+    public var id: String
+    public var requestId: String
+    public var messageId: String
+    public var caller: String
+    /// The event body as it is sent (and signed).
+    public var body: String
+    public var createdAt: StoreTime
+    public var attempts: Int
+    public var nextAttemptAt: StoreTime
+    public var state: State
+}
+
+/// A poll's outcome for one tracked request, written as one transaction.
+public struct PollOutcome: Sendable {
+    /// Each message's result as of this poll.
+    public var results: [StoredResult]
+    /// The request's state after the poll.
+    public var state: TrackedRequest.State
+    /// When to poll again (ignored unless `state` is `tracking`).
+    public var nextPollAt: StoreTime
+    /// The body of the event for a message that became final with this poll.
+    public var eventBody: @Sendable (StoredResult) -> String
+
+    public init(results: [StoredResult], state: TrackedRequest.State, nextPollAt: StoreTime, eventBody: @escaping @Sendable (StoredResult) -> String) {
+        self.results = results
+        self.state = state
+        self.nextPollAt = nextPollAt
+        self.eventBody = eventBody
+    }
+}
+
+/// The store's one interface: domain operations, each one transaction, each safe to retry. Due work is claimed under
+/// a lease (`claimed until`), so a backend shared by several replicas hands each item to one of them at a time and a
+/// replica that dies has its claims taken over when they lapse.
+public protocol DeliveryStore: Sendable {
+    /// Records a send to follow; recording the same request again changes nothing.
+    func track(_ request: TrackedRequest) async throws(StoreError)
+
+    /// A tracked request and its messages' latest results, or `nil` when it is not tracked.
+    func request(id: String) async throws(StoreError) -> (TrackedRequest, [StoredResult])?
+
+    /// Claims up to `limit` tracked requests due for a poll at `now`, for `lease` milliseconds.
+    func claimDueRequests(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [TrackedRequest]
+
+    /// Records a poll: the messages' results, an outbox event for each message that became final, the request's new
+    /// state and schedule, and its claim released — all in one transaction.
+    func recordPoll(requestId: String, outcome: PollOutcome, now: StoreTime) async throws(StoreError)
+
+    /// Claims up to `limit` pending events due at `now`, for `lease` milliseconds.
+    func claimDueEvents(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [StoredEvent]
+
+    /// Records a delivery attempt: delivered, retried at `retryAt`, or failed (`retryAt` is `nil` and `delivered` false).
+    func recordAttempt(eventId: String, delivered: Bool, retryAt: StoreTime?) async throws(StoreError)
+
+    /// Events in a state, oldest first, for one caller or all.
+    func events(state: StoredEvent.State, caller: String?, limit: Int) async throws(StoreError) -> [StoredEvent]
+
+    /// Queues a failed event again, due at `now`. Returns whether there was such a failed event.
+    func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool
+
+    /// Closes the store (pending writes are committed first).
+    func close() async
+}

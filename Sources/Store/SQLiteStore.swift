@@ -1,0 +1,361 @@
+public import Logging
+import NIOCore
+import NIOPosix
+import SQLiteNIO
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded backend of ``DeliveryStore``: one SQLite file in `data-dir`, in WAL mode, every operation one
+/// transaction. Every SQLite call runs on the store's own thread (sqlite-nio's thread pool of one), never on an event
+/// loop; transactions run one at a time, so the statements of two never interleave on the one connection.
+///
+/// `synchronous=NORMAL` in WAL mode: a committed transaction survives the process being killed (`kill -9`); a power
+/// loss may lose the last commits, which is the trade every embedded queue of this kind makes for not paying an
+/// `fsync` per send.
+public final class SQLiteStore: DeliveryStore {
+    /// The schema this build writes. Version 1: tracked requests, their messages, the event outbox.
+    public static let schemaVersion = 1
+
+    private let connection: SQLiteConnection
+    private let threadPool: NIOThreadPool
+    private let gate = TransactionGate()
+
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool) {
+        self.connection = connection
+        self.threadPool = threadPool
+    }
+
+    /// Opens (creating, or migrating) the store in `directory`, which is created if missing.
+    /// - Throws: ``StoreError`` when the directory cannot be made or written, the file cannot be opened, or it holds a
+    ///   newer schema.
+    public static func open(directory: String, logger: Logger) async throws(StoreError) -> SQLiteStore {
+        try Self.makeDirectory(directory)
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: directory + "/sensgate.sqlite"), threadPool: threadPool, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw .unavailable("cannot open \(directory)/sensgate.sqlite: \(error)")
+        }
+        let store = SQLiteStore(connection: connection, threadPool: threadPool)
+        do {
+            try await store.prepare()
+        } catch {
+            await store.close()
+            throw error
+        }
+        return store
+    }
+
+    public func close() async {
+        try? await self.connection.close()
+        try? await self.threadPool.shutdownGracefully()
+    }
+
+    // MARK: Schema
+
+    private func prepare() async throws(StoreError) {
+        _ = try await self.rows("PRAGMA journal_mode=WAL")
+        _ = try await self.rows("PRAGMA synchronous=NORMAL")
+        _ = try await self.rows("PRAGMA busy_timeout=5000")
+        _ = try await self.rows("PRAGMA foreign_keys=ON")
+        try await self.transaction { () async throws(StoreError) in
+            _ = try await self.rows("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            let found = try await self.rows("SELECT version FROM schema_version").first?.column("version")?.integer.map { Int($0) }
+            switch found {
+            case nil:
+                for statement in Self.schema { _ = try await self.rows(statement) }
+                _ = try await self.rows("INSERT INTO schema_version (version) VALUES (?)", [.integer(.init(Self.schemaVersion))])
+            case let version? where version > Self.schemaVersion:
+                throw .schemaTooNew(found: version, known: Self.schemaVersion)
+            default:
+                break  // current; later versions add their migrations here, one transaction each
+            }
+        }
+    }
+
+    private static let schema = [
+        """
+        CREATE TABLE tracked_requests (
+            request_id TEXT PRIMARY KEY, channel TEXT NOT NULL, service_id TEXT NOT NULL, caller TEXT NOT NULL,
+            accepted_at INTEGER NOT NULL, reserve_at INTEGER, next_poll_at INTEGER NOT NULL, polls INTEGER NOT NULL,
+            state TEXT NOT NULL, claimed_until INTEGER NOT NULL DEFAULT 0)
+        """,
+        "CREATE INDEX tracked_requests_due ON tracked_requests (state, next_poll_at)",
+        """
+        CREATE TABLE messages (
+            request_id TEXT NOT NULL REFERENCES tracked_requests (request_id), message_id TEXT NOT NULL,
+            final INTEGER NOT NULL, result TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (request_id, message_id))
+        """,
+        """
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY, request_id TEXT NOT NULL, message_id TEXT NOT NULL, caller TEXT NOT NULL, body TEXT NOT NULL,
+            created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+            claimed_until INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, UNIQUE (request_id, message_id))
+        """,
+        "CREATE INDEX events_due ON events (state, next_attempt_at)",
+    ]
+
+    // MARK: Tracked requests
+
+    public func track(_ request: TrackedRequest) async throws(StoreError) {
+        try await self.transaction { () async throws(StoreError) in
+            _ = try await self.rows(
+                """
+                INSERT OR IGNORE INTO tracked_requests
+                    (request_id, channel, service_id, caller, accepted_at, reserve_at, next_poll_at, polls, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .text(request.requestId), .text(request.channel), .text(request.serviceId), .text(request.caller),
+                    .integer(.init(request.acceptedAt)), request.reserveAt.map { .integer(.init($0)) } ?? .null,
+                    .integer(.init(request.nextPollAt)), .integer(.init(request.polls)), .text(request.state.rawValue),
+                ])
+        }
+    }
+
+    public func request(id: String) async throws(StoreError) -> (TrackedRequest, [StoredResult])? {
+        try await self.transaction { () async throws(StoreError) -> (TrackedRequest, [StoredResult])? in
+            guard let row = try await self.rows("SELECT * FROM tracked_requests WHERE request_id = ?", [.text(id)]).first else { return nil }
+            let request = try Self.trackedRequest(row)
+            var results: [StoredResult] = []
+            for message in try await self.rows(
+                "SELECT message_id, final, result FROM messages WHERE request_id = ? ORDER BY message_id", [.text(id)])
+            {
+                results.append(
+                    StoredResult(
+                        messageId: try Self.text(message, "message_id"), isFinal: try Self.integer(message, "final") != 0,
+                        json: try Self.text(message, "result")))
+            }
+            return (request, results)
+        }
+    }
+
+    public func claimDueRequests(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [TrackedRequest] {
+        try await self.transaction { () async throws(StoreError) -> [TrackedRequest] in
+            let due = try await self.rows(
+                """
+                SELECT * FROM tracked_requests WHERE state = 'tracking' AND next_poll_at <= ? AND claimed_until <= ?
+                ORDER BY next_poll_at LIMIT ?
+                """,
+                [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
+            var claimed: [TrackedRequest] = []
+            for row in due {
+                let request = try Self.trackedRequest(row)
+                _ = try await self.rows(
+                    "UPDATE tracked_requests SET claimed_until = ? WHERE request_id = ?", [.integer(.init(now + lease)), .text(request.requestId)])
+                claimed.append(request)
+            }
+            return claimed
+        }
+    }
+
+    public func recordPoll(requestId: String, outcome: PollOutcome, now: StoreTime) async throws(StoreError) {
+        try await self.transaction { () async throws(StoreError) in
+            for result in outcome.results {
+                let before = try await self.rows(
+                    "SELECT final FROM messages WHERE request_id = ? AND message_id = ?", [.text(requestId), .text(result.messageId)]
+                ).first
+                // A final result never changes again (and its event exists already).
+                if let before, try Self.integer(before, "final") != 0 { continue }
+                _ = try await self.rows(
+                    """
+                    INSERT INTO messages (request_id, message_id, final, result, updated_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (request_id, message_id) DO UPDATE SET final = excluded.final, result = excluded.result,
+                        updated_at = excluded.updated_at
+                    """,
+                    [.text(requestId), .text(result.messageId), .integer(result.isFinal ? 1 : 0), .text(result.json), .integer(.init(now))])
+                guard result.isFinal else { continue }
+                // The outbox: the event is committed with the result that causes it.
+                _ = try await self.rows(
+                    """
+                    INSERT OR IGNORE INTO events (id, request_id, message_id, caller, body, created_at, next_attempt_at, state)
+                    SELECT ?, request_id, ?, caller, ?, ?, ?, 'pending' FROM tracked_requests WHERE request_id = ?
+                    """,
+                    [
+                        .text(Self.eventId(requestId: requestId, messageId: result.messageId)), .text(result.messageId),
+                        .text(outcome.eventBody(result)), .integer(.init(now)), .integer(.init(now)), .text(requestId),
+                    ])
+            }
+            _ = try await self.rows(
+                "UPDATE tracked_requests SET state = ?, next_poll_at = ?, polls = polls + 1, claimed_until = 0 WHERE request_id = ?",
+                [.text(outcome.state.rawValue), .integer(.init(outcome.nextPollAt)), .text(requestId)])
+        }
+    }
+
+    // MARK: Events
+
+    public func claimDueEvents(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [StoredEvent] {
+        try await self.transaction { () async throws(StoreError) -> [StoredEvent] in
+            let due = try await self.rows(
+                """
+                SELECT * FROM events WHERE state = 'pending' AND next_attempt_at <= ? AND claimed_until <= ?
+                ORDER BY next_attempt_at LIMIT ?
+                """,
+                [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
+            var claimed: [StoredEvent] = []
+            for row in due {
+                let event = try Self.event(row)
+                _ = try await self.rows("UPDATE events SET claimed_until = ? WHERE id = ?", [.integer(.init(now + lease)), .text(event.id)])
+                claimed.append(event)
+            }
+            return claimed
+        }
+    }
+
+    public func recordAttempt(eventId: String, delivered: Bool, retryAt: StoreTime?) async throws(StoreError) {
+        let state: StoredEvent.State = delivered ? .delivered : (retryAt == nil ? .failed : .pending)
+        try await self.transaction { () async throws(StoreError) in
+            _ = try await self.rows(
+                """
+                UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), claimed_until = 0
+                WHERE id = ?
+                """,
+                [.text(state.rawValue), retryAt.map { .integer(.init($0)) } ?? .null, .text(eventId)])
+        }
+    }
+
+    public func events(state: StoredEvent.State, caller: String?, limit: Int) async throws(StoreError) -> [StoredEvent] {
+        try await self.transaction { () async throws(StoreError) -> [StoredEvent] in
+            let rows = try await self.rows(
+                "SELECT * FROM events WHERE state = ? AND (? IS NULL OR caller = ?) ORDER BY created_at, id LIMIT ?",
+                [.text(state.rawValue), caller.map { .text($0) } ?? .null, caller.map { .text($0) } ?? .null, .integer(.init(limit))])
+            var events: [StoredEvent] = []
+            for row in rows { events.append(try Self.event(row)) }
+            return events
+        }
+    }
+
+    public func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool {
+        try await self.transaction { () async throws(StoreError) -> Bool in
+            let found = try await self.rows(
+                "SELECT id FROM events WHERE id = ? AND state = 'failed' AND (? IS NULL OR caller = ?)",
+                [.text(eventId), caller.map { .text($0) } ?? .null, caller.map { .text($0) } ?? .null])
+            guard !found.isEmpty else { return false }
+            _ = try await self.rows(
+                "UPDATE events SET state = 'pending', next_attempt_at = ?, claimed_until = 0 WHERE id = ?", [.integer(.init(now)), .text(eventId)])
+            return true
+        }
+    }
+
+    /// An event's id: derived from what it is about, so that writing it again (a retried transaction, another
+    /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message.
+    static func eventId(requestId: String, messageId: String) -> String {
+        // FNV-1a over both ids, twice with different seeds: 128 bits, stable across processes and builds.
+        var first: UInt64 = 0xcbf2_9ce4_8422_2325
+        var second: UInt64 = 0x84222325_cbf29ce4
+        for byte in requestId.utf8 + [0] + messageId.utf8 {
+            first = (first ^ UInt64(byte)) &* 0x100_0000_01b3
+            second = (second ^ UInt64(byte)) &* 0x100_0000_01b3 &+ 0x9e37_79b9
+        }
+        return "evt_" + Self.hex(first) + Self.hex(second)
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    // MARK: Rows
+
+    private func rows(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) -> [SQLiteRow] {
+        do {
+            return try await self.connection.query(sql, binds)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
+
+    /// Runs `body` as one transaction (`BEGIN IMMEDIATE`: the write lock is taken at once, so two writers never both
+    /// read and then collide), after any transaction already running.
+    private func transaction<T>(_ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
+        await self.gate.enter()
+        defer { self.gate.leave() }
+        _ = try await self.rows("BEGIN IMMEDIATE")
+        do {
+            let value = try await body()
+            _ = try await self.rows("COMMIT")
+            return value
+        } catch {
+            _ = try? await self.rows("ROLLBACK")
+            throw error
+        }
+    }
+
+    private static func trackedRequest(_ row: SQLiteRow) throws(StoreError) -> TrackedRequest {
+        guard let state = TrackedRequest.State(rawValue: try Self.text(row, "state")) else { throw .corrupt("a tracked request's state") }
+        return TrackedRequest(
+            requestId: try Self.text(row, "request_id"), channel: try Self.text(row, "channel"), serviceId: try Self.text(row, "service_id"),
+            caller: try Self.text(row, "caller"), acceptedAt: try Self.integer(row, "accepted_at"),
+            reserveAt: row.column("reserve_at")?.integer.map(StoreTime.init), nextPollAt: try Self.integer(row, "next_poll_at"),
+            polls: Int(try Self.integer(row, "polls")), state: state)
+    }
+
+    private static func event(_ row: SQLiteRow) throws(StoreError) -> StoredEvent {
+        guard let state = StoredEvent.State(rawValue: try Self.text(row, "state")) else { throw .corrupt("an event's state") }
+        return StoredEvent(
+            id: try Self.text(row, "id"), requestId: try Self.text(row, "request_id"), messageId: try Self.text(row, "message_id"),
+            caller: try Self.text(row, "caller"), body: try Self.text(row, "body"), createdAt: try Self.integer(row, "created_at"),
+            attempts: Int(try Self.integer(row, "attempts")), nextAttemptAt: try Self.integer(row, "next_attempt_at"), state: state)
+    }
+
+    private static func text(_ row: SQLiteRow, _ column: String) throws(StoreError) -> String {
+        guard let value = row.column(column)?.string else { throw .corrupt("column \(column) is missing") }
+        return value
+    }
+
+    private static func integer(_ row: SQLiteRow, _ column: String) throws(StoreError) -> StoreTime {
+        guard let value = row.column(column)?.integer else { throw .corrupt("column \(column) is missing") }
+        return StoreTime(value)
+    }
+
+    /// Creates `path` (mode 0700) when it does not exist, and checks that it is a writable directory.
+    private static func makeDirectory(_ path: String) throws(StoreError) {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw .unavailable("cannot create data-dir \(path): \(String(cString: strerror(errno)))")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw .unavailable("data-dir \(path) is not writable: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// One transaction at a time: an async gate (the connection is one, and a transaction's statements are awaited one
+/// by one, so without it two transactions would interleave).
+private final class TransactionGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let admitted = self.state.withLock { state -> Bool in
+                guard state.busy else {
+                    state.busy = true
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if admitted { continuation.resume() }
+        }
+    }
+
+    func leave() {
+        let next = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}

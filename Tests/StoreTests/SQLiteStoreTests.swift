@@ -1,0 +1,147 @@
+import Logging
+import Store
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded store against a real SQLite file in a temporary directory.
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    /// A fresh directory under /tmp, removed afterwards.
+    static func withDirectory(_ body: (String) async throws -> Void) async throws {
+        var template = Array("/tmp/sensgate-store-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) } }
+        let directory = try #require(made)
+        defer {
+            for name in ["sensgate.sqlite", "sensgate.sqlite-wal", "sensgate.sqlite-shm"] { unlink(directory + "/data/" + name) }
+            rmdir(directory + "/data")
+            rmdir(directory)
+        }
+        try await body(directory + "/data")
+    }
+
+    static let logger = Logger(label: "store-test")
+
+    static func request(_ id: String, at time: StoreTime = 1_000) -> TrackedRequest {
+        TrackedRequest(
+            requestId: id, channel: "sms", serviceId: "ncp:sms:kr:1:x", caller: "orders", acceptedAt: time, nextPollAt: time + 2_000)
+    }
+
+    static func outcome(_ results: [StoredResult], state: TrackedRequest.State = .tracking, next: StoreTime = 10_000) -> PollOutcome {
+        PollOutcome(results: results, state: state, nextPollAt: next) { result in #"{"type":"delivery.completed","data":\#(result.json)}"# }
+    }
+
+    @Test("the schema is created in a new data-dir, and what was written is there after reopening")
+    func survivesReopen() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            try await store.track(Self.request("R-1"))
+            try await store.track(Self.request("R-1", at: 5))  // the same request again changes nothing
+            await store.close()
+            let reopened = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            let (request, results) = try #require(try await reopened.request(id: "R-1"))
+            #expect(request == Self.request("R-1"))
+            #expect(results.isEmpty)
+            #expect(try await reopened.request(id: "R-2") == nil)
+            await reopened.close()
+        }
+    }
+
+    @Test("due requests are claimed under a lease: not handed out again until it lapses or the poll is recorded")
+    func leases() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            for id in ["R-1", "R-2", "R-3"] { try await store.track(Self.request(id)) }
+            #expect(try await store.claimDueRequests(now: 2_999, limit: 10, lease: 30_000).isEmpty)  // not due yet
+            let first = try await store.claimDueRequests(now: 3_000, limit: 2, lease: 30_000)
+            #expect(first.map(\.requestId) == ["R-1", "R-2"])
+            let second = try await store.claimDueRequests(now: 3_000, limit: 10, lease: 30_000)
+            #expect(second.map(\.requestId) == ["R-3"])
+            #expect(try await store.claimDueRequests(now: 32_999, limit: 10, lease: 30_000).isEmpty)
+            // A claimer that died: its leases lapse and the requests are handed out again.
+            #expect(try await store.claimDueRequests(now: 33_000, limit: 10, lease: 30_000).count == 3)
+            // A recorded poll releases the claim and sets the next time.
+            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([], next: 40_000), now: 34_000)
+            #expect(try await store.claimDueRequests(now: 40_000, limit: 10, lease: 30_000).map(\.requestId) == ["R-1"])
+            await store.close()
+        }
+    }
+
+    @Test("a final result and its event are written together; a result once final is not changed, nor its event doubled")
+    func outbox() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            try await store.track(Self.request("R-1"))
+            let pending = StoredResult(messageId: "m-1", isFinal: false, json: #"{"status":"processing"}"#)
+            let done = StoredResult(messageId: "m-2", isFinal: true, json: #"{"status":"completed"}"#)
+            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([pending, done]), now: 3_000)
+            var events = try await store.claimDueEvents(now: 3_000, limit: 10, lease: 10_000)
+            #expect(events.map(\.messageId) == ["m-2"])
+            #expect(events.first?.body == #"{"type":"delivery.completed","data":{"status":"completed"}}"#)
+            #expect(events.first?.caller == "orders")
+            // The next poll: m-1 final now, m-2 reported again (no second event, no change).
+            let later = StoredResult(messageId: "m-1", isFinal: true, json: #"{"status":"completed","n":1}"#)
+            let changed = StoredResult(messageId: "m-2", isFinal: true, json: #"{"status":"changed"}"#)
+            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([later, changed], state: .completed), now: 4_000)
+            let (request, results) = try #require(try await store.request(id: "R-1"))
+            #expect(request.state == .completed)
+            #expect(request.polls == 2)
+            #expect(results.map(\.json) == [#"{"status":"completed","n":1}"#, #"{"status":"completed"}"#])
+            events = try await store.claimDueEvents(now: 4_000, limit: 10, lease: 10_000)
+            #expect(events.map(\.messageId) == ["m-1"])  // m-2's is still claimed
+            await store.close()
+        }
+    }
+
+    @Test("delivery attempts: retried with the same id, delivered, or failed and queued again")
+    func attempts() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            try await store.track(Self.request("R-1"))
+            let done = StoredResult(messageId: "m-1", isFinal: true, json: "{}")
+            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([done], state: .completed), now: 3_000)
+            let event = try #require(try await store.claimDueEvents(now: 3_000, limit: 10, lease: 10_000).first)
+            try await store.recordAttempt(eventId: event.id, delivered: false, retryAt: 8_000)
+            #expect(try await store.claimDueEvents(now: 7_999, limit: 10, lease: 10_000).isEmpty)
+            let retried = try #require(try await store.claimDueEvents(now: 8_000, limit: 10, lease: 10_000).first)
+            #expect(retried.id == event.id)
+            #expect(retried.attempts == 1)
+            try await store.recordAttempt(eventId: event.id, delivered: false, retryAt: nil)
+            #expect(try await store.events(state: .failed, caller: "orders", limit: 10).map(\.id) == [event.id])
+            #expect(try await store.events(state: .failed, caller: "billing", limit: 10).isEmpty)
+            #expect(try await store.redeliver(eventId: event.id, caller: "billing", now: 9_000) == false)
+            #expect(try await store.redeliver(eventId: event.id, caller: "orders", now: 9_000))
+            let again = try #require(try await store.claimDueEvents(now: 9_000, limit: 10, lease: 10_000).first)
+            try await store.recordAttempt(eventId: again.id, delivered: true, retryAt: nil)
+            #expect(try await store.events(state: .delivered, caller: nil, limit: 10).map(\.id) == [event.id])
+            #expect(try await store.claimDueEvents(now: 100_000, limit: 10, lease: 10_000).isEmpty)
+            await store.close()
+        }
+    }
+
+    @Test("concurrent writers: every transaction commits whole, none interleaves")
+    func concurrent() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<50 {
+                    group.addTask {
+                        try await store.track(Self.request("R-\(index)"))
+                        let result = StoredResult(messageId: "m", isFinal: true, json: "{}")
+                        try await store.recordPoll(requestId: "R-\(index)", outcome: Self.outcome([result], state: .completed), now: 3_000)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.claimDueEvents(now: 3_000, limit: 100, lease: 1_000).count == 50)
+            await store.close()
+        }
+    }
+
+    @Test("an unwritable data-dir is refused with a reason")
+    func unwritable() async throws {
+        await #expect(throws: StoreError.self) { try await SQLiteStore.open(directory: "/proc/sensgate-no-such-dir", logger: Self.logger) }
+    }
+}
