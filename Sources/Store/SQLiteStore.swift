@@ -139,22 +139,9 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     public func claimDueRequests(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [TrackedRequest] {
-        try await self.transaction { () async throws(StoreError) -> [TrackedRequest] in
-            let due = try await self.rows(
-                """
-                SELECT * FROM tracked_requests WHERE state = 'tracking' AND next_poll_at <= ? AND claimed_until <= ?
-                ORDER BY next_poll_at LIMIT ?
-                """,
-                [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
-            var claimed: [TrackedRequest] = []
-            for row in due {
-                let request = try Self.trackedRequest(row)
-                _ = try await self.rows(
-                    "UPDATE tracked_requests SET claimed_until = ? WHERE request_id = ?", [.integer(.init(now + lease)), .text(request.requestId)])
-                claimed.append(request)
-            }
-            return claimed
-        }
+        try await self.claim(
+            table: "tracked_requests", key: "request_id", due: "state = 'tracking' AND next_poll_at <= ?", order: "next_poll_at",
+            now: now, limit: limit, lease: lease, decode: Self.trackedRequest, id: \.requestId)
     }
 
     public func recordPoll(requestId: String, outcome: PollOutcome, now: StoreTime) async throws(StoreError) {
@@ -193,18 +180,25 @@ public final class SQLiteStore: DeliveryStore {
     // MARK: Events
 
     public func claimDueEvents(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [StoredEvent] {
-        try await self.transaction { () async throws(StoreError) -> [StoredEvent] in
-            let due = try await self.rows(
-                """
-                SELECT * FROM events WHERE state = 'pending' AND next_attempt_at <= ? AND claimed_until <= ?
-                ORDER BY next_attempt_at LIMIT ?
-                """,
+        try await self.claim(
+            table: "events", key: "id", due: "state = 'pending' AND next_attempt_at <= ?", order: "next_attempt_at",
+            now: now, limit: limit, lease: lease, decode: Self.event, id: \.id)
+    }
+
+    /// Claims due rows under a lease, in one transaction: those `due` at `now` whose earlier claim has lapsed.
+    private func claim<Item>(
+        table: StaticString, key: StaticString, due: StaticString, order: StaticString, now: StoreTime, limit: Int, lease: StoreTime,
+        decode: (SQLiteRow) throws(StoreError) -> Item, id: (Item) -> String
+    ) async throws(StoreError) -> [Item] {
+        try await self.transaction { () async throws(StoreError) -> [Item] in
+            let rows = try await self.rows(
+                "SELECT * FROM \(table) WHERE \(due) AND claimed_until <= ? ORDER BY \(order) LIMIT ?",
                 [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
-            var claimed: [StoredEvent] = []
-            for row in due {
-                let event = try Self.event(row)
-                _ = try await self.rows("UPDATE events SET claimed_until = ? WHERE id = ?", [.integer(.init(now + lease)), .text(event.id)])
-                claimed.append(event)
+            var claimed: [Item] = []
+            for row in rows {
+                let item = try decode(row)
+                _ = try await self.rows("UPDATE \(table) SET claimed_until = ? WHERE \(key) = ?", [.integer(.init(now + lease)), .text(id(item))])
+                claimed.append(item)
             }
             return claimed
         }
