@@ -87,6 +87,7 @@ let package = Package(
             name: "GatewayServer",
             dependencies: [
                 "Signing",
+                "Store",
                 "UpstreamClient",
                 "SENSClient",
                 "DeliveryResults",
@@ -119,6 +120,7 @@ let package = Package(
             name: "SensgateCLI",
             dependencies: [
                 "GatewayServer",
+                "Store",
                 "SENSMock",
                 "Signing",
                 "DeliveryResults",
@@ -155,6 +157,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "GatewayServer",
+                "Store",
                 "SENSClient",
                 "SENSMock",
                 "UpstreamClient",

@@ -2,6 +2,7 @@
 
 import SENSClient
 import DeliveryResults
+public import Store
 public import Logging
 import NIOCore
 import NIOPosix
@@ -25,6 +26,9 @@ public struct Gateway: Sendable {
     /// The request-body bytes all connections may hold at once.
     let bodyBudget: BodyBudget
     let logger: Logger
+    /// Where tracked sends are recorded; `nil` when no store was opened (a tracked send then answers
+    /// `X-Sensgate-Tracking: failed`).
+    let store: (any DeliveryStore)?
     /// Where access-log lines go.
     let logSink: @Sendable ([UInt8]) -> Void
     /// Every request's metrics and access-log line.
@@ -35,12 +39,15 @@ public struct Gateway: Sendable {
     ///   - configuration: Resolved settings.
     ///   - logger: Where server messages go, and whose level decides whether access lines are written.
     ///   - logSink: Where access-log lines go: standard output through the process's ``LogWriter`` unless given.
+    ///   - store: Where tracked sends are recorded (the caller opens it and closes it after the gateway stops).
     /// - Throws: ``ConfigurationError`` when the upstream cannot be set up.
     public init(
-        configuration: GatewayConfiguration, logger: Logger, logSink: (@Sendable ([UInt8]) -> Void)? = nil
+        configuration: GatewayConfiguration, logger: Logger, logSink: (@Sendable ([UInt8]) -> Void)? = nil,
+        store: (any DeliveryStore)? = nil
     ) throws(ConfigurationError) {
         self.configuration = configuration
         self.logger = logger
+        self.store = store
         self.logSink = logSink ?? LogWriter.standardOutput.write
         // Before libcurl initializes OpenSSL (in the upstream client): no error strings to keep resident.
         Libcrypto.skipErrorStrings()
@@ -129,7 +136,9 @@ public struct Gateway: Sendable {
     func buildRoutes() -> Routes {
         Routes(
             log: self.accessLog, bodyBudget: self.bodyBudget, callers: self.callers,
-            passthrough: Passthrough(upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes),
+            passthrough: Passthrough(
+                upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
+                tracking: Tracking(store: self.store, trackByDefault: self.configuration.track, logger: self.logger)),
             results: self.results, upstream: self.upstream, breaker: self.limits.breaker)
     }
 

@@ -3,6 +3,7 @@ import FoundationEssentials
 import GatewayServer
 import Logging
 import ServiceLifecycle
+import Store
 import UnixSignals
 
 /// `sensgate serve`: runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and exits 0.
@@ -25,10 +26,19 @@ struct Serve: AsyncParsableCommand {
             Console.error(
                 "warning: listening on \(configuration.listenHost) without caller tokens: anyone who can reach this port can send through your SENS account (set --caller-tokens-file)")
         }
+        // The store opens before anything listens: an unwritable data-dir stops serve here, with one line.
+        let store: SQLiteStore
+        do {
+            store = try await SQLiteStore.open(directory: configuration.dataDir, logger: logger)
+        } catch {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
         let gateway: Gateway
         do {
-            gateway = try Gateway(configuration: configuration, logger: logger)
+            gateway = try Gateway(configuration: configuration, logger: logger, store: store)
         } catch {
+            await store.close()
             Console.error(error.description)
             throw ExitCode(2)
         }
@@ -40,10 +50,13 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            await store.close()
             LogWriter.standardOutput.flush()
             Console.error("stopped: \(error)")
             throw ExitCode(1)
         }
+        // After the server has drained: the last tracking records are committed.
+        await store.close()
         // Log lines still buffered for the writer thread go out before the process ends.
         LogWriter.standardOutput.flush()
     }
@@ -96,6 +109,10 @@ struct SettingsOptions: ParsableArguments {
     var logLevel: String?
     @Option(name: .customLong("caller-tokens-file"), help: "YAML file of caller names and tokens (SENSGATE_CALLER_TOKENS_FILE).")
     var callerTokensFile: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of the embedded store (SENSGATE_DATA_DIR; default ./sensgate-data).")
+    var dataDir: String?
+    @Flag(name: .customLong("track"), help: "Track every send to its final result when no caller tokens are configured (SENSGATE_TRACK).")
+    var track = false
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -110,6 +127,8 @@ struct SettingsOptions: ParsableArguments {
         flags["upstream-ca-file"] = self.upstreamCAFile
         flags["log-level"] = self.logLevel
         flags["caller-tokens-file"] = self.callerTokensFile
+        flags["data-dir"] = self.dataDir
+        if self.track { flags["track"] = "true" }
         return flags
     }
 

@@ -17,7 +17,8 @@ struct CommandLineTests {
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = arguments
-        process.environment = environment
+        // The store of a serve that starts goes to a directory of its own.
+        process.environment = ["SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)"].merging(environment) { $1 }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -44,6 +45,8 @@ struct CommandLineTests {
         ("bad listen", ["serve", "--listen", "localhost"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "listen"),
         ("bad port", ["serve"], ["SENSGATE_LISTEN": "127.0.0.1:99999", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "listen"),
         ("bad upstream", ["serve", "--upstream", "ftp://x"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream"),
+        ("unwritable data-dir", ["serve", "--data-dir", "/proc/sensgate"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "data-dir"),
+        ("bad track", ["serve"], ["SENSGATE_TRACK": "maybe", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "track"),
         ("upstream with a path", ["serve"], ["SENSGATE_UPSTREAM": "https://x/y", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream"),
         ("bad timeout", ["serve"], ["SENSGATE_UPSTREAM_TIMEOUT": "soon", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "upstream-timeout"),
         ("missing key file", ["serve", "--secret-key-file", "/nonexistent/key"], ["NCP_ACCESS_KEY": "AK"], "secret key file"),

@@ -206,7 +206,9 @@ struct HelperCommandTests {
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "0.0.0.0:0"]
-        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"]
+        process.environment = [
+            "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s", "SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)",
+        ]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = Pipe()

@@ -79,7 +79,7 @@ struct SecretsTests {
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)", "--secret-key-file", keyFile,
                              "--sms-service-id", "ncp:sms:kr:1:x"]
-        process.environment = ["NCP_ACCESS_KEY": "AK"]
+        process.environment = ["NCP_ACCESS_KEY": "AK", "SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)"]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = Pipe()

@@ -95,7 +95,10 @@ struct UpstreamTLSTests {
             process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "https://127.0.0.1:\(front.port)",
                                  "--upstream-ca-file", caFile]
             // libcurl reads the proxy from the environment, as curl does; nothing in sensgate's own configuration.
-            process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "https_proxy": "http://127.0.0.1:\(proxyPort)"]
+            process.environment = [
+                "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "https_proxy": "http://127.0.0.1:\(proxyPort)",
+                "SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)",
+            ]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -15,13 +15,19 @@ public struct Caller: Sendable, Equatable, CustomStringConvertible, CustomReflec
     public let serviceIds: Set<String>?
     /// SENS path prefixes the caller may reach (e.g. one service ID's); `nil` for any under its channels.
     public let prefixes: [String]?
+    /// Whether the caller's sends are tracked to their final results without asking (`track: true`).
+    public let track: Bool
 
-    init(name: String, token: String, channels: Set<String>? = nil, serviceIds: Set<String>? = nil, prefixes: [String]? = nil) {
+    init(
+        name: String, token: String, channels: Set<String>? = nil, serviceIds: Set<String>? = nil, prefixes: [String]? = nil,
+        track: Bool = false
+    ) {
         self.name = name
         self.tokenDigest = SHA256.digest(Array(token.utf8))
         self.channels = channels
         self.serviceIds = serviceIds
         self.prefixes = prefixes
+        self.track = track
     }
 
     public var description: String { "Caller(\(self.name))" }
@@ -74,6 +80,7 @@ public struct CallerTokens: Sendable {
             var channels: Set<String>? = nil
             var serviceIds: Set<String>? = nil
             var prefixes: [String]? = nil
+            var track = false
             switch value {
             case .scalar(let text):
                 token = text
@@ -102,18 +109,24 @@ public struct CallerTokens: Sendable {
                     }
                     prefixes = paths
                 }
-                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes"])
+                if let flag = value["track"] {
+                    guard case .scalar(let text) = flag, text == "true" || text == "false" else {
+                        throw ConfigurationError("caller \(name) in \(source): track must be true or false")
+                    }
+                    track = text == "true"
+                }
+                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes", "track"])
                 guard unknown.isEmpty else {
                     throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
                 }
             default:
-                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes")
+                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes, track")
             }
             guard (16...256).contains(token.utf8.count), token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigurationError("caller \(name) in \(source): the token must be 16 to 256 visible ASCII characters")
             }
             guard seen.insert(token).inserted else { throw ConfigurationError("caller \(name) in \(source) reuses another caller's token") }
-            callers.append(Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes))
+            callers.append(Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes, track: track))
         }
         self.callers = callers
     }

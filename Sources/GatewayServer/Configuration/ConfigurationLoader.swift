@@ -43,6 +43,8 @@ public enum ConfigurationLoader {
         Setting(key: "cache-size", environment: "SENSGATE_CACHE_SIZE", defaultValue: "10000"),
         Setting(key: "cache-ttl", environment: "SENSGATE_CACHE_TTL", defaultValue: "300"),
         Setting(key: "cache-bytes", environment: "SENSGATE_CACHE_BYTES", defaultValue: "33554432"),
+        Setting(key: "data-dir", environment: "SENSGATE_DATA_DIR", defaultValue: "./sensgate-data"),
+        Setting(key: "track", environment: "SENSGATE_TRACK", defaultValue: "false"),
     ]
 
     /// Every key a YAML file may hold.
@@ -163,6 +165,13 @@ public enum ConfigurationLoader {
             throw ConfigurationError("log-level \"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
         }
         configuration.logLevel = logLevel
+        configuration.dataDir = value("data-dir") ?? "./sensgate-data"
+        guard !configuration.dataDir.isEmpty else { throw ConfigurationError("data-dir must not be empty") }
+        switch (value("track") ?? "false").lowercased() {
+        case "true", "1", "yes": configuration.track = true
+        case "false", "0", "no": configuration.track = false
+        case let other: throw ConfigurationError("track \"\(other.prefix(16))\" must be true or false")
+        }
         return configuration
     }
 

@@ -21,6 +21,8 @@ public import Signing
 /// - `max-buffered-body-bytes`, `max-buffered-response-bytes` / `SENSGATE_MAX_BUFFERED_BODY_BYTES`,
 ///   `SENSGATE_MAX_BUFFERED_RESPONSE_BYTES`: request and SENS response bytes held at once, default 64 MiB each.
 /// - `cache-bytes` / `SENSGATE_CACHE_BYTES`: most bytes the result cache holds, default 32 MiB.
+/// - `data-dir` / `SENSGATE_DATA_DIR`: where the embedded store keeps its file, default `./sensgate-data`.
+/// - `track` / `SENSGATE_TRACK`: follow every send to its final result when no caller tokens say otherwise, default false.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
@@ -73,6 +75,10 @@ public struct GatewayConfiguration: Sendable {
     public var cacheSize: Int
     /// Bytes the result cache holds at most (its JSON and SENS's bodies), whatever the entry count.
     public var cacheBytes: Int
+    /// Where the embedded store keeps its file (created if missing).
+    public var dataDir: String
+    /// Whether sends are tracked without being asked (without caller tokens; a caller's `track` decides with them).
+    public var track: Bool
     /// How long a completed result is served from the cache; zero turns the cache off.
     public var cacheTTL: Duration
 
@@ -112,6 +118,8 @@ public struct GatewayConfiguration: Sendable {
         self.maxConnections = 10_000
         self.cacheSize = 10_000
         self.cacheBytes = 32 << 20
+        self.dataDir = "./sensgate-data"
+        self.track = false
         self.cacheTTL = .seconds(300)
     }
 

@@ -9,6 +9,8 @@ public struct Answer: Sendable {
     /// Seconds for `Retry-After`, when the caller should wait before trying again.
     public var retryAfterSeconds: Int?
     public var body: ByteBuffer
+    /// Further headers of the gateway's own (`X-Sensgate-Tracking`).
+    public var headers: [(String, String)] = []
 
     public init(status: HTTPResponseStatus, contentType: String?, retryAfterSeconds: Int? = nil, body: ByteBuffer) {
         self.status = status

@@ -329,6 +329,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         if let contentType = answer.contentType { head.headers.add(name: "Content-Type", value: contentType) }
         if let retryAfter = answer.retryAfterSeconds { head.headers.add(name: "Retry-After", value: String(retryAfter)) }
         head.headers.add(name: "X-Request-Id", value: record.requestID)
+        for (name, value) in answer.headers { head.headers.add(name: name, value: value) }
         head.headers.add(name: "Date", value: self.date.now())
         let status = answer.status.code
         // No body and no length for the statuses that have none (routes never answer 1xx: the passthrough refuses

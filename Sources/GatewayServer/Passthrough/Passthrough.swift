@@ -8,10 +8,13 @@ import UpstreamClient
 struct Passthrough: Sendable {
     let upstream: SignedUpstream
     let maxBodyBytes: Int
+    /// Where tracked sends are recorded (PRODUCT.md §6).
+    let tracking: Tracking
 
     func respond(to exchange: Exchange) throws(GatewayError) -> Reply {
         // Decided before the body is read: a caller refused gets its 401 at once.
         try exchange.record.caller?.authorize(Operation(passthrough: exchange.target, method: exchange.method))
+        let tracked = self.tracking.send(exchange)
         // The body counts against the budget until SENS has answered (curl sends from the same buffer).
         return .readBody(limit: self.maxBodyBytes, heldUntilAnswered: true) { body in
             let record = exchange.record
@@ -19,7 +22,12 @@ struct Passthrough: Sendable {
             let request = Self.upstreamRequest(exchange, body: body)
             return .later { responder in
                 self.upstream.send(request, route: record.route, record: record, cancellation: nil) { sent in
-                    responder.answer(sent.mapError { GatewayError($0, method: request.method) }.flatMap(Self.answer))
+                    let answer = sent.mapError { GatewayError($0, method: request.method) }.flatMap(Self.answer)
+                    guard let tracked, case .success(let accepted) = answer, accepted.status == .accepted else {
+                        return responder.answer(answer)
+                    }
+                    // The record is committed before SENS's answer goes back.
+                    self.tracking.record(tracked, accepted: accepted, caller: record.caller?.name) { responder.answer(.success($0)) }
                 }
             }
         }

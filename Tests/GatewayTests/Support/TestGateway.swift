@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SENSMock
+import Store
 import ServiceLifecycle
 import Signing
 import Synchronization
@@ -38,6 +39,8 @@ struct TestGateway: Sendable {
     let client: UpstreamClient
     let logs: LogCapture
     let gateway: Gateway
+    /// The gateway's store, a SQLite file in a directory of the test's own.
+    let store: SQLiteStore
 
     /// Runs `body` against a fresh mock and gateway, and stops both afterwards.
     /// - Parameters:
@@ -70,7 +73,8 @@ struct TestGateway: Sendable {
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(level: .trace)
-        let gateway = try Gateway(configuration: configuration, logger: logger, logSink: { logs.append($0) })
+        let store = try await SQLiteStore.open(directory: NSTemporaryDirectory() + "sensgate-test-\(UUID().uuidString)", logger: logger)
+        let gateway = try Gateway(configuration: configuration, logger: logger, logSink: { logs.append($0) }, store: store)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.makeApplication { port in portContinuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
@@ -79,7 +83,7 @@ struct TestGateway: Sendable {
             var iterator = ports.makeAsyncIterator()
             let port = try #require(await iterator.next())
             let client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: "http://127.0.0.1:\(port)", requestTimeout: .seconds(20)))
-            let running = TestGateway(mock: mock, port: port, client: client, logs: logs, gateway: gateway)
+            let running = TestGateway(mock: mock, port: port, client: client, logs: logs, gateway: gateway, store: store)
             do {
                 try await body(running)
             } catch {
@@ -87,12 +91,14 @@ struct TestGateway: Sendable {
                 await group.triggerGracefulShutdown()
                 await front?.stop()
                 await mock.stop()
+                await store.close()
                 throw error
             }
             await client.shutdown()
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
+        await store.close()
         await front?.stop()
         await mock.stop()
     }
@@ -264,7 +270,9 @@ struct ServeProcess {
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
-        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret].merging(environment) { $1 }
+        // Its store in a directory of its own (created by serve), never the working directory's.
+        let dataDir = NSTemporaryDirectory() + "sensgate-serve-\(UUID().uuidString)"
+        process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "SENSGATE_DATA_DIR": dataDir].merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = Pipe()
@@ -317,7 +325,11 @@ extension RawHTTP {
     static func sendAndClose(port: Int, _ bytes: String) async throws {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(string: bytes))
-        try await channel.close()
+        do {
+            try await channel.close()
+        } catch ChannelError.alreadyClosed {
+            // The server answered the cut request and closed first: gone either way.
+        }
     }
 
     /// Sends `bytes` and waits for the server to close the connection.

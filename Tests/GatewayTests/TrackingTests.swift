@@ -1,0 +1,70 @@
+import Foundation
+import GatewayServer
+import SENSMock
+import Store
+import Testing
+
+/// Tracked sends (PRODUCT.md §6): which sends are tracked, and their records committed before SENS's answer goes back.
+@Suite("Tracking: the record of a send")
+struct TrackingTests {
+    static let target = "/sms/v2/services/\(Fixtures.smsServiceID)/messages"
+    static let body = #"{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"01012345678"}]}"#
+
+    static func send(_ extra: String = "") -> String {
+        "POST \(Self.target) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(Self.body.utf8.count)\r\nConnection: close\r\n\r\n\(Self.body)"
+    }
+
+    @Test("X-Sensgate-Track: true — the record is in the store when the 202 arrives, and the answer names it")
+    func trackedByHeader() async throws {
+        try await TestGateway.run { gw in
+            let response = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Track: true\r\n"))
+            #expect(response.status == 202)
+            let requestId = try #require(try response.json()["requestId"] as? String)
+            #expect(response.header("x-sensgate-tracking") == requestId)
+            let (record, results) = try #require(try await gw.store.request(id: requestId))
+            #expect(record.channel == "sms")
+            #expect(record.serviceId == Fixtures.smsServiceID)
+            #expect(record.caller == "anonymous")
+            #expect(record.state == .tracking)
+            #expect(record.nextPollAt == record.acceptedAt + 2_000)
+            #expect(results.isEmpty)
+            // The header is the gateway's: SENS never sees it.
+            #expect(gw.mock.receivedRequests.last?.headers.contains { $0.0.lowercased().hasPrefix("x-sensgate") } == false)
+        }
+    }
+
+    @Test("untracked sends leave no record; track: true tracks every send unless the request says false")
+    func defaults() async throws {
+        try await TestGateway.run { gw in
+            let response = try await RawHTTP.exchange(port: gw.port, Self.send())
+            #expect(response.status == 202)
+            #expect(response.header("x-sensgate-tracking") == nil)
+            let requestId = try #require(try response.json()["requestId"] as? String)
+            #expect(try await gw.store.request(id: requestId) == nil)
+        }
+        try await TestGateway.run(configure: { $0.track = true }) { gw in
+            let tracked = try await RawHTTP.exchange(port: gw.port, Self.send())
+            let requestId = try #require(try tracked.json()["requestId"] as? String)
+            #expect(tracked.header("x-sensgate-tracking") == requestId)
+            let optedOut = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Track: false\r\n"))
+            #expect(optedOut.status == 202)
+            #expect(optedOut.header("x-sensgate-tracking") == nil)
+            // Lookups and other methods are never tracked.
+            let lookup = try await RawHTTP.exchange(
+                port: gw.port, "GET \(Self.target)?requestId=RSMA-demo-0001 HTTP/1.1\r\nHost: x\r\nX-Sensgate-Track: true\r\nConnection: close\r\n\r\n")
+            #expect(lookup.status == 200)
+            #expect(lookup.header("x-sensgate-tracking") == nil)
+        }
+    }
+
+    @Test("a store that cannot commit: the send stands, the answer says X-Sensgate-Tracking: failed")
+    func storeDown() async throws {
+        try await TestGateway.run { gw in
+            await gw.store.close()
+            let response = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Track: true\r\n"))
+            #expect(response.status == 202)
+            #expect(response.header("x-sensgate-tracking") == "failed")
+            #expect(gw.logs.all.contains { $0.contains("a send to track was not recorded") })
+        }
+    }
+}
