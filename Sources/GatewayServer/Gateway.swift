@@ -139,7 +139,7 @@ public struct Gateway: Sendable {
             passthrough: Passthrough(
                 upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
                 tracking: Tracking(store: self.store, trackByDefault: self.configuration.track, logger: self.logger)),
-            results: self.results, upstream: self.upstream, breaker: self.limits.breaker)
+            results: self.results, requests: TrackedRequests(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
 
     /// The gateway as a service: the HTTP server, the upstream client and the reloader. On graceful shutdown the

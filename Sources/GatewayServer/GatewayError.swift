@@ -21,6 +21,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case upstreamTimeout = "upstream_timeout"
         case upstreamMalformed = "upstream_malformed"
         case upstreamOutcomeUnknown = "upstream_outcome_unknown"
+        case storeUnavailable = "store_unavailable"
         case internalError = "internal_error"
 
         /// The HTTP status sensgate answers with.
@@ -33,7 +34,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
             case .payloadTooLarge: .payloadTooLarge
             case .rateLimited: .tooManyRequests
             case .upstreamAuthFailed, .upstreamError, .upstreamUnreachable, .upstreamMalformed, .upstreamOutcomeUnknown: .badGateway
-            case .upstreamThrottled, .overloaded: .serviceUnavailable
+            case .upstreamThrottled, .overloaded, .storeUnavailable: .serviceUnavailable
             case .upstreamTimeout: .gatewayTimeout
             case .internalError: .internalServerError
             }
@@ -44,7 +45,7 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         public var defaultClass: ErrorClass {
             switch self {
             case .rateLimited, .overloaded, .upstreamThrottled, .upstreamError, .upstreamUnreachable, .upstreamTimeout, .upstreamMalformed,
-                .internalError:
+                .storeUnavailable, .internalError:
                 .transient
             case .invalidRequest, .unauthorized, .notFound, .methodNotAllowed, .payloadTooLarge, .upstreamAuthFailed:
                 .permanent

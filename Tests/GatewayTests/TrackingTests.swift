@@ -57,6 +57,35 @@ struct TrackingTests {
         }
     }
 
+    @Test("GET /v1/requests/{requestId}: the record as stored, to its own caller only; an untracked request is 404")
+    func readBack() async throws {
+        let tokens = "orders:\n  token: orders-token-0123456789\nbilling: billing-token-0123456789\n"
+        let file = NSTemporaryDirectory() + "sensgate-tokens-\(UUID().uuidString).yaml"
+        try tokens.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try await TestGateway.run(configure: { configuration in
+            configuration.callerTokensFile = file
+            configuration.callerTokens = try? CallerTokens(yaml: tokens, source: file)
+        }) { gw in
+            let response = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Token: orders-token-0123456789\r\nX-Sensgate-Track: true\r\n"))
+            let requestId = try #require(response.header("x-sensgate-tracking"))
+            func read(_ token: String, _ id: String = requestId) async throws -> TestResponse {
+                try await RawHTTP.exchange(
+                    port: gw.port, "GET /v1/requests/\(id) HTTP/1.1\r\nHost: x\r\nX-Sensgate-Token: \(token)\r\nConnection: close\r\n\r\n")
+            }
+            let mine = try await read("orders-token-0123456789")
+            #expect(mine.status == 200)
+            let json = try mine.json()
+            #expect(json["requestId"] as? String == requestId)
+            #expect(json["caller"] as? String == "orders")
+            #expect(json["state"] as? String == "tracking")
+            #expect((json["acceptedAt"] as? String)?.hasSuffix("Z") == true)
+            #expect((json["results"] as? [Any])?.isEmpty == true)
+            #expect(try await read("billing-token-0123456789").status == 404)
+            #expect(try await read("orders-token-0123456789", "RSMA-never-tracked").status == 404)
+        }
+    }
+
     @Test("a store that cannot commit: the send stands, the answer says X-Sensgate-Tracking: failed")
     func storeDown() async throws {
         try await TestGateway.run { gw in

@@ -13,6 +13,7 @@ struct Routes: Sendable {
     let callers: CallerStore
     let passthrough: Passthrough
     let results: DeliveryLookup
+    let requests: TrackedRequests
     let upstream: UpstreamClient
     let breaker: CircuitBreaker
 
@@ -52,6 +53,12 @@ struct Routes: Sendable {
             let messageId = rest[rest.utf8.index(after: slash)...]
             guard !messageId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
             return try self.results.one(exchange, channel: rest[..<slash], messageId: messageId)
+        }
+        if path.utf8.starts(with: "/v1/requests/".utf8) {
+            let requestId = path.dropFirst("/v1/requests/".utf8.count)
+            guard !requestId.isEmpty, !requestId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
+            guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
+            return try self.requests.one(exchange, requestId: requestId)
         }
         switch path {
         case "/healthz", "/readyz", "/metrics":

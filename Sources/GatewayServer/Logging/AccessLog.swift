@@ -44,6 +44,7 @@ enum RouteLabel {
         let bytes = path.utf8
         if bytes.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
         if bytes.starts(with: "/v1/results/".utf8) { return "/v1/results" }
+        if bytes.starts(with: "/v1/requests/".utf8) { return "/v1/requests" }
         for (prefix, label) in Self.passthroughLabels where bytes.starts(with: prefix.utf8) {
             return label
         }

@@ -94,7 +94,12 @@ struct JSONLogLine {
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        return Self.timestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000))
+    }
+
+    /// A time as RFC 3339 UTC with milliseconds.
+    static func timestamp(seconds: time_t, milliseconds: Int) -> String {
+        var seconds = seconds
         var parts = tm()
         gmtime_r(&seconds, &parts)
         return String(unsafeUninitializedCapacity: 24) { buffer in
@@ -114,7 +119,7 @@ struct JSONLogLine {
             put(Int(parts.tm_hour), width: 2, then: ":")
             put(Int(parts.tm_min), width: 2, then: ":")
             put(Int(parts.tm_sec), width: 2, then: ".")
-            put(Int(now.tv_nsec / 1_000_000), width: 3, then: "Z")
+            put(milliseconds, width: 3, then: "Z")
             return end
         }
     }
