@@ -76,6 +76,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
+                "Signing",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import SQLiteNIO
+import Signing
 import Synchronization
 
 #if canImport(Glibc)
@@ -47,6 +48,8 @@ public final class SQLiteStore: DeliveryStore {
         let store = SQLiteStore(connection: connection, threadPool: threadPool)
         do {
             try await store.prepare()
+            // Results hold message content (numbers masked, bodies not): the owner only, whatever the umask.
+            for suffix in ["", "-wal", "-shm"] { chmod(directory + "/sensgate.sqlite" + suffix, 0o600) }
         } catch {
             await store.close()
             throw error
@@ -62,9 +65,11 @@ public final class SQLiteStore: DeliveryStore {
     // MARK: Schema
 
     private func prepare() async throws(StoreError) {
-        _ = try await self.rows("PRAGMA journal_mode=WAL")
-        _ = try await self.rows("PRAGMA synchronous=NORMAL")
+        // First, so that a file another process holds is waited for (5 s), not spun on.
         _ = try await self.rows("PRAGMA busy_timeout=5000")
+        let mode = try await self.rows("PRAGMA journal_mode=WAL").first?.column("journal_mode")?.string
+        guard mode?.lowercased() == "wal" else { throw .unavailable("the store's file system does not support WAL (journal mode \(mode ?? "?"))") }
+        _ = try await self.rows("PRAGMA synchronous=NORMAL")
         _ = try await self.rows("PRAGMA foreign_keys=ON")
         try await self.transaction { () async throws(StoreError) in
             _ = try await self.rows("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -122,7 +127,7 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     public func request(id: String) async throws(StoreError) -> (TrackedRequest, [StoredResult])? {
-        try await self.transaction { () async throws(StoreError) -> (TrackedRequest, [StoredResult])? in
+        try await self.transaction(readOnly: true) { () async throws(StoreError) -> (TrackedRequest, [StoredResult])? in
             guard let row = try await self.rows("SELECT * FROM tracked_requests WHERE request_id = ?", [.text(id)]).first else { return nil }
             let request = try Self.trackedRequest(row)
             var results: [StoredResult] = []
@@ -217,7 +222,7 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     public func events(state: StoredEvent.State, caller: String?, limit: Int) async throws(StoreError) -> [StoredEvent] {
-        try await self.transaction { () async throws(StoreError) -> [StoredEvent] in
+        try await self.transaction(readOnly: true) { () async throws(StoreError) -> [StoredEvent] in
             let rows = try await self.rows(
                 "SELECT * FROM events WHERE state = ? AND (? IS NULL OR caller = ?) ORDER BY created_at, id LIMIT ?",
                 [.text(state.rawValue), caller.map { .text($0) } ?? .null, caller.map { .text($0) } ?? .null, .integer(.init(limit))])
@@ -240,28 +245,26 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     /// An event's id: derived from what it is about, so that writing it again (a retried transaction, another
-    /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message.
-    static func eventId(requestId: String, messageId: String) -> String {
-        // FNV-1a over both ids, twice with different seeds: 128 bits, stable across processes and builds.
-        var first: UInt64 = 0xcbf2_9ce4_8422_2325
-        var second: UInt64 = 0x84222325_cbf29ce4
-        for byte in requestId.utf8 + [0] + messageId.utf8 {
-            first = (first ^ UInt64(byte)) &* 0x100_0000_01b3
-            second = (second ^ UInt64(byte)) &* 0x100_0000_01b3 &+ 0x9e37_79b9
+    /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message. 128 bits of SHA-256.
+    public static func eventId(requestId: String, messageId: String) -> String {
+        let digest = SHA256.digest(Array(requestId.utf8) + [0] + Array(messageId.utf8))
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var text = "evt_"
+        for byte in digest.prefix(16) {
+            text.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
+            text.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
         }
-        return "evt_" + Self.hex(first) + Self.hex(second)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        return text
     }
 
     // MARK: Rows
 
+    /// One statement. Through the future-based call, which runs whatever the calling task's cancellation: a task
+    /// cancelled inside a transaction must still reach its COMMIT or ROLLBACK, or the one connection stays inside it.
     private func rows(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) -> [SQLiteRow] {
         do {
-            return try await self.connection.query(sql, binds)
+            let statement: EventLoopFuture<[SQLiteRow]> = self.connection.query(sql, binds)
+            return try await statement.get()
         } catch let error as StoreError {
             throw error
         } catch {
@@ -269,12 +272,13 @@ public final class SQLiteStore: DeliveryStore {
         }
     }
 
-    /// Runs `body` as one transaction (`BEGIN IMMEDIATE`: the write lock is taken at once, so two writers never both
-    /// read and then collide), after any transaction already running.
-    private func transaction<T>(_ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
+    /// Runs `body` as one transaction (`BEGIN IMMEDIATE` for a write: the write lock is taken at once, so two writers
+    /// never both read and then collide), after any transaction already running.
+    private func transaction<T>(readOnly: Bool = false, _ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
         await self.gate.enter()
         defer { self.gate.leave() }
-        _ = try await self.rows("BEGIN IMMEDIATE")
+        // A read takes no write lock (another process — a command-line tool — may write meanwhile).
+        _ = try await self.rows(readOnly ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE")
         do {
             let value = try await body()
             _ = try await self.rows("COMMIT")

@@ -33,7 +33,7 @@ struct TrackingTests {
         }
     }
 
-    @Test("untracked sends leave no record; track: true tracks every send unless the request says false")
+    @Test("untracked sends leave no record; track: true tracks every send")
     func defaults() async throws {
         try await TestGateway.run { gw in
             let response = try await RawHTTP.exchange(port: gw.port, Self.send())
@@ -46,9 +46,9 @@ struct TrackingTests {
             let tracked = try await RawHTTP.exchange(port: gw.port, Self.send())
             let requestId = try #require(try tracked.json()["requestId"] as? String)
             #expect(tracked.header("x-sensgate-tracking") == requestId)
-            let optedOut = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Track: false\r\n"))
-            #expect(optedOut.status == 202)
-            #expect(optedOut.header("x-sensgate-tracking") == nil)
+            let alsoTracked = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Track: false\r\n"))
+            #expect(alsoTracked.status == 202)
+            #expect(alsoTracked.header("x-sensgate-tracking") != nil)  // the setting asks; the header only adds
             // Lookups and other methods are never tracked.
             let lookup = try await RawHTTP.exchange(
                 port: gw.port, "GET \(Self.target)?requestId=RSMA-demo-0001 HTTP/1.1\r\nHost: x\r\nX-Sensgate-Track: true\r\nConnection: close\r\n\r\n")

@@ -140,6 +140,36 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("a task cancelled in the middle of its writes leaves no transaction open: the store goes on")
+    func cancelled() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            let writer = Task {
+                for index in 0..<400 { try? await store.track(Self.request("C-\(index)")) }
+            }
+            try await Task.sleep(for: .milliseconds(30))
+            writer.cancel()
+            _ = await writer.value
+            try await store.track(Self.request("after"))
+            #expect(try await store.request(id: "after") != nil)
+            await store.close()
+        }
+    }
+
+    @Test("the store's file is the owner's only, and an event's id is stable and distinct")
+    func fileModeAndIds() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            var info = stat()
+            #expect(stat(directory + "/sensgate.sqlite", &info) == 0)
+            #expect(info.st_mode & 0o077 == 0)
+            await store.close()
+        }
+        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1") == SQLiteStore.eventId(requestId: "R-1", messageId: "m-1"))
+        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1") != SQLiteStore.eventId(requestId: "R-1m", messageId: "-1"))
+        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1").utf8.count == 36)
+    }
+
     @Test("an unwritable data-dir is refused with a reason")
     func unwritable() async throws {
         await #expect(throws: StoreError.self) { try await SQLiteStore.open(directory: "/proc/sensgate-no-such-dir", logger: Self.logger) }

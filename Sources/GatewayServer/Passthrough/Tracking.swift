@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Store
+import Synchronization
 import UpstreamClient
 
 #if canImport(Glibc)
@@ -11,10 +12,10 @@ import Glibc
 
 /// Which sends are followed to their final results, and their tracking records (PRODUCT.md §6): a send is a
 /// passthrough `POST /{sms,alimtalk,brandmessage}/v2/services/{serviceId}/messages` that SENS accepts (`202`) with a
-/// `requestId`; it is tracked when the request says `X-Sensgate-Track: true`, else when its caller's entry says
-/// `track: true`, else (without caller tokens) when `track` is set. The record is committed before SENS's answer
-/// goes back, which then says `X-Sensgate-Tracking: <requestId>`, or `failed` when the store could not commit it
-/// (the send itself stands).
+/// `requestId`; it is tracked when the request says `X-Sensgate-Track: true` or its caller's entry says
+/// `track: true` (without caller tokens: when `track` is set). The record is committed before SENS's answer goes
+/// back, which then says `X-Sensgate-Tracking: <requestId>`, or `failed` when the store could not commit it within
+/// ``commitDeadline`` (the send itself stands; a late commit still lands: recording is idempotent).
 struct Tracking: Sendable {
     /// The store, when one is open.
     let store: (any DeliveryStore)?
@@ -29,6 +30,8 @@ struct Tracking: Sendable {
     }
 
     static let header = "X-Sensgate-Track"
+    /// How long SENS's accepted answer may wait for the record: past it a caller may give up and send again.
+    static let commitDeadline = Duration.seconds(1)
     static let answerHeader = "X-Sensgate-Tracking"
     static let channels: Set<Substring> = ["sms", "alimtalk", "brandmessage"]
 
@@ -40,23 +43,18 @@ struct Tracking: Sendable {
         guard segments.count == 6, segments[0].isEmpty, Self.channels.contains(segments[1]), segments[2] == "v2", segments[3] == "services",
             segments[5] == "messages"
         else { return nil }
-        let wanted: Bool
-        if let asked = exchange.header(Self.header) {
-            wanted = asked.lowercased() == "true"
-        } else if let caller = exchange.record.caller {
-            wanted = caller.track
-        } else {
-            wanted = self.trackByDefault
-        }
+        // Asked by the request, or by the caller's entry (without caller tokens: the `track` setting).
+        let asked = exchange.header(Self.header)?.lowercased() == "true"
+        let wanted = asked || (exchange.record.caller?.track ?? self.trackByDefault)
         return wanted ? Send(channel: String(segments[1]), serviceId: String(segments[4])) : nil
     }
 
     /// Commits the record of an accepted send, then hands over SENS's answer with `X-Sensgate-Tracking`.
     /// - Parameter completion: Runs once, on any thread.
     func record(_ send: Send, accepted: Answer, caller: String?, completion: @escaping @Sendable (Answer) -> Void) {
-        var answer = accepted
         guard let store = self.store, let requestId = Self.requestId(in: accepted.body) else {
             self.logger.error("a send to track was not recorded", metadata: ["reason": "\(self.store == nil ? "no store" : "no requestId in SENS's answer")"])
+            var answer = accepted
             answer.headers.append((Self.answerHeader, "failed"))
             return completion(answer)
         }
@@ -65,15 +63,26 @@ struct Tracking: Sendable {
             requestId: requestId, channel: send.channel, serviceId: send.serviceId, caller: caller ?? "anonymous", acceptedAt: now,
             nextPollAt: now + 2_000)
         let logger = self.logger
+        // Whichever comes first — the commit, or the deadline — answers; the other finds it done.
+        let answered = Mutex(false)
+        let finish: @Sendable (String, String?) -> Void = { header, reason in
+            guard answered.withLock({ done in defer { done = true }; return !done }) else { return }
+            if let reason { logger.error("a send to track was not recorded", metadata: ["requestId": "\(requestId)", "reason": "\(reason)"]) }
+            var answer = accepted
+            answer.headers.append((Self.answerHeader, header))
+            completion(answer)
+        }
         Task {
             do {
                 try await store.track(request)
-                answer.headers.append((Self.answerHeader, requestId))
+                finish(requestId, nil)
             } catch {
-                logger.error("a send to track was not recorded", metadata: ["requestId": "\(requestId)", "reason": "\(error)"])
-                answer.headers.append((Self.answerHeader, "failed"))
+                finish("failed", "\(error)")
             }
-            completion(answer)
+        }
+        Task {
+            try? await Task.sleep(for: Self.commitDeadline)
+            finish("failed", "not committed within \(Self.commitDeadline)")
         }
     }
 
