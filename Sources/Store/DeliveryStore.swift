@@ -29,6 +29,9 @@ public struct TrackedRequest: Sendable, Equatable {
     /// Polls made so far (the schedule doubles with each).
     public var polls: Int
     public var state: State
+    /// The claim this copy was handed out under (``DeliveryStore/claimDueRequests(now:limit:lease:)``); a poll is
+    /// recorded only under the claim the row still carries.
+    public var claim: String?
 
     public init(
         requestId: String, channel: String, serviceId: String, caller: String, acceptedAt: StoreTime, reserveAt: StoreTime? = nil,
@@ -82,6 +85,8 @@ public struct StoredEvent: Sendable, Equatable {
     public var attempts: Int
     public var nextAttemptAt: StoreTime
     public var state: State
+    /// The claim this copy was handed out under; an attempt is recorded only under the claim the row still carries.
+    public var claim: String?
 }
 
 /// A poll's outcome for one tracked request, written as one transaction.
@@ -116,15 +121,20 @@ public protocol DeliveryStore: Sendable {
     /// Claims up to `limit` tracked requests due for a poll at `now`, for `lease` milliseconds.
     func claimDueRequests(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [TrackedRequest]
 
-    /// Records a poll: the messages' results, an outbox event for each message that became final, the request's new
-    /// state and schedule, and its claim released — all in one transaction.
-    func recordPoll(requestId: String, outcome: PollOutcome, now: StoreTime) async throws(StoreError)
+    /// Records a poll of a claimed request: the messages' results, an outbox event for each message that became final,
+    /// the request's new state and schedule, and its claim released — all in one transaction.
+    /// - Returns: `false`, writing nothing, when the claim is no longer the request's (it lapsed and another worker
+    ///   claimed it, or the request is no longer tracking): a late worker never undoes a newer one's work.
+    func recordPoll(_ request: TrackedRequest, outcome: PollOutcome, now: StoreTime) async throws(StoreError) -> Bool
 
     /// Claims up to `limit` pending events due at `now`, for `lease` milliseconds.
     func claimDueEvents(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [StoredEvent]
 
-    /// Records a delivery attempt: delivered, retried at `retryAt`, or failed (`retryAt` is `nil` and `delivered` false).
-    func recordAttempt(eventId: String, delivered: Bool, retryAt: StoreTime?) async throws(StoreError)
+    /// Records a delivery attempt of a claimed event: delivered, retried at `retryAt`, or failed (`retryAt` is `nil`
+    /// and `delivered` false).
+    /// - Returns: `false`, writing nothing, when the claim is no longer the event's (a delivered event is never made
+    ///   pending again by a late failure).
+    func recordAttempt(_ event: StoredEvent, delivered: Bool, retryAt: StoreTime?) async throws(StoreError) -> Bool
 
     /// Events in a state, oldest first, for one caller or all.
     func events(state: StoredEvent.State, caller: String?, limit: Int) async throws(StoreError) -> [StoredEvent]

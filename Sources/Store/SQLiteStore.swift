@@ -91,7 +91,7 @@ public final class SQLiteStore: DeliveryStore {
         CREATE TABLE tracked_requests (
             request_id TEXT PRIMARY KEY, channel TEXT NOT NULL, service_id TEXT NOT NULL, caller TEXT NOT NULL,
             accepted_at INTEGER NOT NULL, reserve_at INTEGER, next_poll_at INTEGER NOT NULL, polls INTEGER NOT NULL,
-            state TEXT NOT NULL, claimed_until INTEGER NOT NULL DEFAULT 0)
+            state TEXT NOT NULL, claimed_until INTEGER NOT NULL DEFAULT 0, claim_token TEXT)
         """,
         "CREATE INDEX tracked_requests_due ON tracked_requests (state, next_poll_at)",
         """
@@ -103,7 +103,7 @@ public final class SQLiteStore: DeliveryStore {
         CREATE TABLE events (
             id TEXT PRIMARY KEY, request_id TEXT NOT NULL, message_id TEXT NOT NULL, caller TEXT NOT NULL, body TEXT NOT NULL,
             created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
-            claimed_until INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, UNIQUE (request_id, message_id))
+            claimed_until INTEGER NOT NULL DEFAULT 0, claim_token TEXT, state TEXT NOT NULL, UNIQUE (request_id, message_id))
         """,
         "CREATE INDEX events_due ON events (state, next_attempt_at)",
     ]
@@ -146,11 +146,16 @@ public final class SQLiteStore: DeliveryStore {
     public func claimDueRequests(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [TrackedRequest] {
         try await self.claim(
             table: "tracked_requests", key: "request_id", due: "state = 'tracking' AND next_poll_at <= ?", order: "next_poll_at",
-            now: now, limit: limit, lease: lease, decode: Self.trackedRequest, id: \.requestId)
+            now: now, limit: limit, lease: lease, decode: Self.trackedRequest, id: \.requestId, token: \.claim)
     }
 
-    public func recordPoll(requestId: String, outcome: PollOutcome, now: StoreTime) async throws(StoreError) {
-        try await self.transaction { () async throws(StoreError) in
+    public func recordPoll(_ request: TrackedRequest, outcome: PollOutcome, now: StoreTime) async throws(StoreError) -> Bool {
+        let requestId = request.requestId
+        guard let claim = request.claim else { return false }
+        return try await self.transaction { () async throws(StoreError) -> Bool in
+            let held = try await self.rows(
+                "SELECT 1 FROM tracked_requests WHERE request_id = ? AND claim_token = ? AND state = 'tracking'", [.text(requestId), .text(claim)])
+            guard !held.isEmpty else { return false }
             for result in outcome.results {
                 let before = try await self.rows(
                     "SELECT final FROM messages WHERE request_id = ? AND message_id = ?", [.text(requestId), .text(result.messageId)]
@@ -177,8 +182,12 @@ public final class SQLiteStore: DeliveryStore {
                     ])
             }
             _ = try await self.rows(
-                "UPDATE tracked_requests SET state = ?, next_poll_at = ?, polls = polls + 1, claimed_until = 0 WHERE request_id = ?",
+                """
+                UPDATE tracked_requests SET state = ?, next_poll_at = ?, polls = polls + 1, claimed_until = 0, claim_token = NULL
+                WHERE request_id = ?
+                """,
                 [.text(outcome.state.rawValue), .integer(.init(outcome.nextPollAt)), .text(requestId)])
+            return true
         }
     }
 
@@ -187,37 +196,48 @@ public final class SQLiteStore: DeliveryStore {
     public func claimDueEvents(now: StoreTime, limit: Int, lease: StoreTime) async throws(StoreError) -> [StoredEvent] {
         try await self.claim(
             table: "events", key: "id", due: "state = 'pending' AND next_attempt_at <= ?", order: "next_attempt_at",
-            now: now, limit: limit, lease: lease, decode: Self.event, id: \.id)
+            now: now, limit: limit, lease: lease, decode: Self.event, id: \.id, token: \.claim)
     }
 
     /// Claims due rows under a lease, in one transaction: those `due` at `now` whose earlier claim has lapsed.
     private func claim<Item>(
         table: StaticString, key: StaticString, due: StaticString, order: StaticString, now: StoreTime, limit: Int, lease: StoreTime,
-        decode: (SQLiteRow) throws(StoreError) -> Item, id: (Item) -> String
+        decode: (SQLiteRow) throws(StoreError) -> Item, id: (Item) -> String, token: WritableKeyPath<Item, String?>
     ) async throws(StoreError) -> [Item] {
-        try await self.transaction { () async throws(StoreError) -> [Item] in
+        // One token per claim: a write under it proves the claim was not taken over meanwhile.
+        var generator = SystemRandomNumberGenerator()
+        let claim = String(generator.next() as UInt64, radix: 36) + String(generator.next() as UInt64, radix: 36)
+        return try await self.transaction { () async throws(StoreError) -> [Item] in
             let rows = try await self.rows(
                 "SELECT * FROM \(table) WHERE \(due) AND claimed_until <= ? ORDER BY \(order) LIMIT ?",
                 [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
             var claimed: [Item] = []
             for row in rows {
-                let item = try decode(row)
-                _ = try await self.rows("UPDATE \(table) SET claimed_until = ? WHERE \(key) = ?", [.integer(.init(now + lease)), .text(id(item))])
+                var item = try decode(row)
+                _ = try await self.rows(
+                    "UPDATE \(table) SET claimed_until = ?, claim_token = ? WHERE \(key) = ?", [.integer(.init(now + lease)), .text(claim), .text(id(item))])
+                item[keyPath: token] = claim
                 claimed.append(item)
             }
             return claimed
         }
     }
 
-    public func recordAttempt(eventId: String, delivered: Bool, retryAt: StoreTime?) async throws(StoreError) {
+    public func recordAttempt(_ event: StoredEvent, delivered: Bool, retryAt: StoreTime?) async throws(StoreError) -> Bool {
+        guard let claim = event.claim else { return false }
         let state: StoredEvent.State = delivered ? .delivered : (retryAt == nil ? .failed : .pending)
-        try await self.transaction { () async throws(StoreError) in
+        return try await self.transaction { () async throws(StoreError) -> Bool in
+            let held = try await self.rows(
+                "SELECT 1 FROM events WHERE id = ? AND claim_token = ? AND state = 'pending'", [.text(event.id), .text(claim)])
+            guard !held.isEmpty else { return false }
             _ = try await self.rows(
                 """
-                UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), claimed_until = 0
+                UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), claimed_until = 0,
+                    claim_token = NULL
                 WHERE id = ?
                 """,
-                [.text(state.rawValue), retryAt.map { .integer(.init($0)) } ?? .null, .text(eventId)])
+                [.text(state.rawValue), retryAt.map { .integer(.init($0)) } ?? .null, .text(event.id)])
+            return true
         }
     }
 
@@ -303,7 +323,8 @@ public final class SQLiteStore: DeliveryStore {
         return StoredEvent(
             id: try Self.text(row, "id"), requestId: try Self.text(row, "request_id"), messageId: try Self.text(row, "message_id"),
             caller: try Self.text(row, "caller"), body: try Self.text(row, "body"), createdAt: try Self.integer(row, "created_at"),
-            attempts: Int(try Self.integer(row, "attempts")), nextAttemptAt: try Self.integer(row, "next_attempt_at"), state: state)
+            attempts: Int(try Self.integer(row, "attempts")), nextAttemptAt: try Self.integer(row, "next_attempt_at"), state: state,
+            claim: nil)
     }
 
     private static func text(_ row: SQLiteRow, _ column: String) throws(StoreError) -> String {

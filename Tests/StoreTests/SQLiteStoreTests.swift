@@ -61,9 +61,16 @@ struct SQLiteStoreTests {
             #expect(second.map(\.requestId) == ["R-3"])
             #expect(try await store.claimDueRequests(now: 32_999, limit: 10, lease: 30_000).isEmpty)
             // A claimer that died: its leases lapse and the requests are handed out again.
-            #expect(try await store.claimDueRequests(now: 33_000, limit: 10, lease: 30_000).count == 3)
-            // A recorded poll releases the claim and sets the next time.
-            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([], next: 40_000), now: 34_000)
+            let retaken = try await store.claimDueRequests(now: 33_000, limit: 10, lease: 30_000)
+            #expect(retaken.count == 3)
+            // The first claimer, late: its claim is no longer the request's, so nothing it says is written.
+            let stale = try #require(first.first)
+            #expect(try await store.recordPoll(stale, outcome: Self.outcome([], state: .completed), now: 33_500) == false)
+            #expect(try await store.request(id: "R-1")?.0.state == .tracking)
+            // The current claimer's poll is recorded, releases the claim and sets the next time.
+            let current = try #require(retaken.first { $0.requestId == "R-1" })
+            #expect(try await store.recordPoll(current, outcome: Self.outcome([], next: 40_000), now: 34_000))
+            #expect(try await store.recordPoll(current, outcome: Self.outcome([], next: 50_000), now: 34_100) == false)  // once
             #expect(try await store.claimDueRequests(now: 40_000, limit: 10, lease: 30_000).map(\.requestId) == ["R-1"])
             await store.close()
         }
@@ -76,7 +83,8 @@ struct SQLiteStoreTests {
             try await store.track(Self.request("R-1"))
             let pending = StoredResult(messageId: "m-1", isFinal: false, json: #"{"status":"processing"}"#)
             let done = StoredResult(messageId: "m-2", isFinal: true, json: #"{"status":"completed"}"#)
-            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([pending, done]), now: 3_000)
+            var claimed = try #require(try await store.claimDueRequests(now: 3_000, limit: 1, lease: 1_000).first)
+            #expect(try await store.recordPoll(claimed, outcome: Self.outcome([pending, done], next: 3_500), now: 3_000))
             var events = try await store.claimDueEvents(now: 3_000, limit: 10, lease: 10_000)
             #expect(events.map(\.messageId) == ["m-2"])
             #expect(events.first?.body == #"{"type":"delivery.completed","data":{"status":"completed"}}"#)
@@ -84,7 +92,8 @@ struct SQLiteStoreTests {
             // The next poll: m-1 final now, m-2 reported again (no second event, no change).
             let later = StoredResult(messageId: "m-1", isFinal: true, json: #"{"status":"completed","n":1}"#)
             let changed = StoredResult(messageId: "m-2", isFinal: true, json: #"{"status":"changed"}"#)
-            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([later, changed], state: .completed), now: 4_000)
+            claimed = try #require(try await store.claimDueRequests(now: 4_000, limit: 1, lease: 1_000).first)
+            #expect(try await store.recordPoll(claimed, outcome: Self.outcome([later, changed], state: .completed), now: 4_000))
             let (request, results) = try #require(try await store.request(id: "R-1"))
             #expect(request.state == .completed)
             #expect(request.polls == 2)
@@ -101,20 +110,25 @@ struct SQLiteStoreTests {
             let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
             try await store.track(Self.request("R-1"))
             let done = StoredResult(messageId: "m-1", isFinal: true, json: "{}")
-            try await store.recordPoll(requestId: "R-1", outcome: Self.outcome([done], state: .completed), now: 3_000)
+            let claimed = try #require(try await store.claimDueRequests(now: 3_000, limit: 1, lease: 1_000).first)
+            #expect(try await store.recordPoll(claimed, outcome: Self.outcome([done], state: .completed), now: 3_000))
             let event = try #require(try await store.claimDueEvents(now: 3_000, limit: 10, lease: 10_000).first)
-            try await store.recordAttempt(eventId: event.id, delivered: false, retryAt: 8_000)
+            #expect(try await store.recordAttempt(event, delivered: false, retryAt: 8_000))
             #expect(try await store.claimDueEvents(now: 7_999, limit: 10, lease: 10_000).isEmpty)
             let retried = try #require(try await store.claimDueEvents(now: 8_000, limit: 10, lease: 10_000).first)
             #expect(retried.id == event.id)
             #expect(retried.attempts == 1)
-            try await store.recordAttempt(eventId: event.id, delivered: false, retryAt: nil)
+            // The first attempt's claim is spent: a late word from it changes nothing.
+            #expect(try await store.recordAttempt(event, delivered: true, retryAt: nil) == false)
+            #expect(try await store.recordAttempt(retried, delivered: false, retryAt: nil))
             #expect(try await store.events(state: .failed, caller: "orders", limit: 10).map(\.id) == [event.id])
             #expect(try await store.events(state: .failed, caller: "billing", limit: 10).isEmpty)
             #expect(try await store.redeliver(eventId: event.id, caller: "billing", now: 9_000) == false)
             #expect(try await store.redeliver(eventId: event.id, caller: "orders", now: 9_000))
             let again = try #require(try await store.claimDueEvents(now: 9_000, limit: 10, lease: 10_000).first)
-            try await store.recordAttempt(eventId: again.id, delivered: true, retryAt: nil)
+            #expect(try await store.recordAttempt(again, delivered: true, retryAt: nil))
+            // A delivered event is never made pending again.
+            #expect(try await store.recordAttempt(again, delivered: false, retryAt: 10_000) == false)
             #expect(try await store.events(state: .delivered, caller: nil, limit: 10).map(\.id) == [event.id])
             #expect(try await store.claimDueEvents(now: 100_000, limit: 10, lease: 10_000).isEmpty)
             await store.close()
@@ -130,10 +144,24 @@ struct SQLiteStoreTests {
                     group.addTask {
                         try await store.track(Self.request("R-\(index)"))
                         let result = StoredResult(messageId: "m", isFinal: true, json: "{}")
-                        try await store.recordPoll(requestId: "R-\(index)", outcome: Self.outcome([result], state: .completed), now: 3_000)
+                        var claimed = Self.request("R-\(index)")
+                        claimed.claim = "never-claimed"
+                        #expect(try await store.recordPoll(claimed, outcome: Self.outcome([result], state: .completed), now: 3_000) == false)
                     }
                 }
                 try await group.waitForAll()
+            }
+            // Fifty claims at once, all recorded.
+            let claimed = try await store.claimDueRequests(now: 3_000, limit: 100, lease: 1_000)
+            #expect(claimed.count == 50)
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for request in claimed {
+                    group.addTask {
+                        try await store.recordPoll(
+                            request, outcome: Self.outcome([StoredResult(messageId: "m", isFinal: true, json: "{}")], state: .completed), now: 3_000)
+                    }
+                }
+                for try await recorded in group { #expect(recorded) }
             }
             #expect(try await store.claimDueEvents(now: 3_000, limit: 100, lease: 1_000).count == 50)
             await store.close()
