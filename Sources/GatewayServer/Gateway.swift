@@ -138,7 +138,9 @@ public struct Gateway: Sendable {
             log: self.accessLog, bodyBudget: self.bodyBudget, callers: self.callers,
             passthrough: Passthrough(
                 upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
-                tracking: Tracking(store: self.store, trackByDefault: self.configuration.track, logger: self.logger)),
+                tracking: Tracking(
+                    store: self.store, trackByDefault: self.configuration.track, commitDeadline: self.configuration.trackCommitDeadline,
+                    logger: self.logger)),
             results: self.results, requests: TrackedRequests(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
 

@@ -79,6 +79,9 @@ public struct GatewayConfiguration: Sendable {
     public var dataDir: String
     /// Whether sends are tracked without being asked (without caller tokens; a caller's `track` decides with them).
     public var track: Bool
+    /// How long SENS's accepted answer to a tracked send waits for its record (past it: `X-Sensgate-Tracking: failed`,
+    /// and the commit still lands). Not a setting: tests on a loaded machine give it room.
+    public var trackCommitDeadline: Duration
     /// How long a completed result is served from the cache; zero turns the cache off.
     public var cacheTTL: Duration
 
@@ -120,6 +123,7 @@ public struct GatewayConfiguration: Sendable {
         self.cacheBytes = 32 << 20
         self.dataDir = "./sensgate-data"
         self.track = false
+        self.trackCommitDeadline = .seconds(1)
         self.cacheTTL = .seconds(300)
     }
 

@@ -15,12 +15,14 @@ import Glibc
 /// `requestId`; it is tracked when the request says `X-Sensgate-Track: true` or its caller's entry says
 /// `track: true` (without caller tokens: when `track` is set). The record is committed before SENS's answer goes
 /// back, which then says `X-Sensgate-Tracking: <requestId>`, or `failed` when the store could not commit it within
-/// ``commitDeadline`` (the send itself stands; a late commit still lands: recording is idempotent).
+/// `commitDeadline` (the send itself stands; a late commit still lands: recording is idempotent).
 struct Tracking: Sendable {
     /// The store, when one is open.
     let store: (any DeliveryStore)?
     /// Whether sends are tracked without being asked, when no caller tokens are configured.
     let trackByDefault: Bool
+    /// How long SENS's accepted answer may wait for the record: past it a caller may give up and send again.
+    let commitDeadline: Duration
     let logger: Logger
 
     /// What a tracked send needs to become a record.
@@ -30,8 +32,6 @@ struct Tracking: Sendable {
     }
 
     static let header = "X-Sensgate-Track"
-    /// How long SENS's accepted answer may wait for the record: past it a caller may give up and send again.
-    static let commitDeadline = Duration.seconds(1)
     static let answerHeader = "X-Sensgate-Tracking"
     static let channels: Set<Substring> = ["sms", "alimtalk", "brandmessage"]
 
@@ -63,6 +63,7 @@ struct Tracking: Sendable {
             requestId: requestId, channel: send.channel, serviceId: send.serviceId, caller: caller ?? "anonymous", acceptedAt: now,
             nextPollAt: now + 2_000)
         let logger = self.logger
+        let commitDeadline = self.commitDeadline
         // Whichever comes first — the commit, or the deadline — answers; the other finds it done.
         let answered = Mutex(false)
         let finish: @Sendable (String, String?) -> Void = { header, reason in
@@ -81,8 +82,8 @@ struct Tracking: Sendable {
             }
         }
         Task {
-            try? await Task.sleep(for: Self.commitDeadline)
-            finish("failed", "not committed within \(Self.commitDeadline)")
+            try? await Task.sleep(for: commitDeadline)
+            finish("failed", "not committed within \(commitDeadline)")
         }
     }
 

@@ -70,6 +70,8 @@ struct TestGateway: Sendable {
         configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
         // Tests count upstream calls; the cache is on only where a test asks for it.
         configuration.cacheTTL = .zero
+        // A loaded machine may take seconds to commit a tracking record; the tests check the record, not the deadline.
+        configuration.trackCommitDeadline = .seconds(30)
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(level: .trace)
