@@ -40,10 +40,8 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// Inputs waiting for the connection to be writable again (see ``input(_:context:fromStash:)``).
     private var stash: [Input] = []
     private var paused = false
-    /// The connection ends after the answer written last: nothing more is read from it.
+    /// The connection is closing (``close(after:context:)``, once): nothing more is read from it.
     private var closing = false
-    /// The close has begun (once per connection).
-    private var closeRequested = false
 
     // The current request (at most one: the pipelining handler holds the next back until this one is over).
     private var exchange: Exchange?
@@ -308,22 +306,22 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         guard let context = self.context else { return }
         let connection = self.exchanges.writingAnswer()
         let next = self.exchanges.answerDone()
-        if next == .close { self.closing = true }
         let active = context.channel.isActive
         if next == .idle { self.idle(context: context) }
-        var written: EventLoopFuture<Void>? = nil
+        // Closing is decided (and nothing more read) before the write, which may hand over the next request.
+        let written = next == .close && active ? context.eventLoop.makePromise(of: Void.self) : nil
+        if next == .close { self.close(after: written?.futureResult, context: context) }
         if active {
-            written = self.write(
-                answer, record: record, connection: connection, withoutBody: withoutBody, closing: next == .close, context: context)
+            self.write(answer, record: record, connection: connection, withoutBody: withoutBody, promise: written, context: context)
         }
-        if next == .close { self.close(after: written, context: context) }
     }
 
-    /// - Returns: When `closing`, the answer's write (a promise per answer costs more than anything else on the write).
+    /// - Parameter promise: Completed once the answer is written; only for an answer that ends the connection (a promise
+    ///   per answer costs more than anything else on the write).
     private func write(
-        _ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, withoutBody: Bool, closing: Bool,
-        context: ChannelHandlerContext
-    ) -> EventLoopFuture<Void>? {
+        _ answer: Answer, record: RequestRecord, connection: Exchanges.ConnectionHeader, withoutBody: Bool,
+        promise: EventLoopPromise<Void>?, context: ChannelHandlerContext
+    ) {
         var head = HTTPResponseHead(version: .http1_1, status: answer.status)
         head.headers.reserveCapacity(7)
         if let contentType = answer.contentType { head.headers.add(name: "Content-Type", value: contentType) }
@@ -350,13 +348,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         if !bodyless && answer.body.readableBytes > 0 && !withoutBody {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
         }
-        guard closing else {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-            return nil
-        }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: written)
-        return written.futureResult
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
     }
 
     /// The exchange is over; the connection waits for the next request — for the idle timeout, or only the client
@@ -375,7 +367,6 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .idle:
             self.idle(context: context)
         case .close:
-            self.closing = true
             self.close(after: nil, context: context)
         }
     }
@@ -386,7 +377,6 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .none:
             break
         case .close:
-            self.closing = true
             self.close(after: nil, context: context)
         case .cutRequest:
             self.cut()
@@ -414,8 +404,8 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// - Parameter written: The last answer's write, when it was written knowing the connection ends after it; else
     ///   the close waits until nothing is left unwritten.
     private func close(after written: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
-        guard !self.closeRequested else { return }
-        self.closeRequested = true
+        guard !self.closing else { return }
+        self.closing = true
         self.arm(self.limits.clientTimeout, context: context)
         let channel = context.channel
         if let written {
@@ -438,7 +428,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// No timeout until the next ``arm(_:context:)`` (an answer being worked out is bounded by its upstream deadline).
     private func disarm() {
         // A connection being closed keeps its deadline: the client has that long to read the rest and close.
-        guard !self.closeRequested else { return }
+        guard !self.closing else { return }
         self.deadline = nil
     }
 

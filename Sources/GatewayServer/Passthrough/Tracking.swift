@@ -44,7 +44,7 @@ struct Tracking: Sendable {
             segments[5] == "messages"
         else { return nil }
         // Asked by the request, or by the caller's entry (without caller tokens: the `track` setting).
-        let asked = exchange.header(Self.header)?.lowercased() == "true"
+        let asked = exchange.header(Self.header)?.equalsIgnoringASCIICase("true") == true
         let wanted = asked || (exchange.record.caller?.track ?? self.trackByDefault)
         return wanted ? Send(channel: String(segments[1]), serviceId: String(segments[4])) : nil
     }
