@@ -11,7 +11,9 @@ let package = Package(
     name: "sensgate",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "sensgate", targets: ["SensgateCLI"])
+        .executable(name: "sensgate", targets: ["SensgateCLI"]),
+        // scripts/bench.sh only: a bare swift-nio HTTP/1 server, the floor the gateway's own work is measured against.
+        .executable(name: "nio-floor", targets: ["NIOFloor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -29,6 +31,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
+        // scripts/bench.sh only (see its opening comment).
+        .executableTarget(
+            name: "NIOFloor",
+            dependencies: [
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // C interop: the only places that include curl.h and OpenSSL headers.
         .systemLibrary(
             name: "CCurl",

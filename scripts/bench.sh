@@ -6,7 +6,8 @@
 #   scripts/bench.sh [seconds] [connections] [rounds]      default 10 s, 64 connections, 3 rounds
 # Prints requests/s, p50/p99, CPU per request, sensgate's RSS idle and after load, and the ratios sensgate ÷ nginx;
 # extra rows run both with access logs off, for what the logs cost;
-# and, for scale, what libcurl alone costs per request (scripts/curl-floor.c: a C client with one multi handle).
+# and, for scale, what libcurl alone costs per request (scripts/curl-floor.c: a C client with one multi handle) and what
+# a bare swift-nio HTTP/1 server does with one fixed answer (Sources/NIOFloor): the floors under the two halves of the path.
 # Also, as production reaches SENS: both proxies again in front of the upstream over TLS (certificates verified;
 # nginx proxies HTTP/1.1 over TLS, sensgate speaks HTTP/2 where ALPN offers it), with a throwaway CA made here.
 set -euo pipefail
@@ -26,12 +27,16 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path .build-static)
 "${build[@]}" > /tmp/sensgate-bench-build.log 2>&1 || { cat /tmp/sensgate-bench-build.log; exit 1; }
 bin="$("${build[@]}" --show-bin-path)/sensgate"
+# For scale: a bare swift-nio HTTP/1 server with one fixed answer (Sources/NIOFloor), the floor under the gateway's own work.
+swift build -c release --product nio-floor --static-swift-stdlib --scratch-path .build-static >> /tmp/sensgate-bench-build.log 2>&1 \
+  || { cat /tmp/sensgate-bench-build.log; exit 1; }
+floor_bin="$(dirname "$bin")/nio-floor"
 
 work=$(mktemp -d /tmp/sensgate-bench.XXXX)
 chmod 755 "$work"  # nginx's workers run as an unprivileged user
 base=$((30000 + RANDOM % 10000))
 up=$base; proxy=$((base + 1)); gw=$((base + 2)); uptls=$((base + 4)); proxytls=$((base + 5)); gwtls=$((base + 6))
-proxyquiet=$((base + 7)); gwquiet=$((base + 8))
+proxyquiet=$((base + 7)); gwquiet=$((base + 8)); niofloor=$((base + 9))
 sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
 sms_msg="f574d3f0-****-****-****-daa31f50eaf5"; bm_msg="bc87c708-****-****-****-57b56c506309"
 python3 - "$work" <<'PY'
@@ -136,8 +141,11 @@ tls_pid=$!
 SENSGATE_LOG_LEVEL=warning "$bin" serve --listen "127.0.0.1:$gwquiet" --upstream "http://127.0.0.1:$up" \
   --sms-service-id "$sms_id" --brandmessage-service-id "$bm_id" >/dev/null 2>>"$work/sensgate.err" &
 quiet_pid=$!
-cleanup() { kill "$gw_pid" "$nocache_pid" "$tls_pid" "$quiet_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
+"$floor_bin" "$niofloor" &
+floor_pid=$!
+cleanup() { kill "$gw_pid" "$nocache_pid" "$tls_pid" "$quiet_pid" "$floor_pid" 2>/dev/null || true; "$NGINX" -c "$work/nginx.conf" -e "$work/error.log" -s stop 2>/dev/null || true; }
 trap cleanup EXIT
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$niofloor/" && break; sleep 0.1; done
 for port in "$gw" "$nocache" "$gwtls" "$gwquiet"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
@@ -193,6 +201,7 @@ for _ in $(seq "$rounds"); do
   measure "http://127.0.0.1:$gw/v1/results/sms/$sms_msg" v1sms "$gw_pid"
   measure "http://127.0.0.1:$gw/v1/results/brandmessage/$bm_msg" v1bm "$gw_pid"
   measure "http://127.0.0.1:$nocache/v1/results/sms/$sms_msg" v1nocache "$nocache_pid"
+  measure "http://127.0.0.1:$niofloor/" niofloor "$floor_pid"
 done
 row "upstream direct (nginx static)" direct
 row "nginx proxy_pass" nginx
@@ -200,6 +209,7 @@ row "sensgate passthrough" pass
 row "sensgate /v1 sms" v1sms
 row "sensgate /v1 brandmessage" v1bm
 row "sensgate /v1 sms, cache off" v1nocache
+row "bare swift-nio, fixed answer" niofloor
 after=$(rss)
 run "nginx proxy_pass, log off" "http://127.0.0.1:$proxyquiet$sms_path" nginxquiet $nginx_workers
 run "sensgate passthrough, log off" "http://127.0.0.1:$gwquiet$sms_path" passquiet "$quiet_pid"
@@ -221,11 +231,12 @@ awk -v p="$cpu_nginx" -v d="$cpu_direct" -v s="$cpu_pass" -v f="${floor#* }" 'BE
   if (f != "") printf ", libcurl alone %.1f µs", f
   printf "\n" }'
 awk -v p="$rps_pass" -v s="$rps_v1sms" -v b="$rps_v1bm" -v c="$rps_v1nocache" -v n="$rps_nginx" \
-    -v pt="$rps_passtls" -v nt="$rps_nginxtls" -v nq="$rps_nginxquiet" -v pq="$rps_passquiet" -v vq="$rps_v1quiet" 'BEGIN {
+    -v f="$rps_niofloor" -v pt="$rps_passtls" -v nt="$rps_nginxtls" -v nq="$rps_nginxquiet" -v pq="$rps_passquiet" -v vq="$rps_v1quiet" 'BEGIN {
   printf "ratio passthrough / nginx:             %.2f\n", p / n
   printf "ratio /v1 sms / nginx:                %.2f\n", s / n
   printf "ratio /v1 brandmessage / nginx:       %.2f\n", b / n
   printf "ratio /v1 sms, cache off / nginx:     %.2f\n", c / n
+  printf "ratio bare swift-nio / nginx:         %.2f (the most any swift-nio server reaches here)\n", f / n
   printf "ratio passthrough / nginx, TLS upstream: %.2f\n", pt / nt
   printf "logs off both sides: passthrough %.2f, /v1 sms %.2f\n", pq / nq, vq / nq }'
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
