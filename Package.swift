@@ -120,6 +120,8 @@ let package = Package(
             name: "SENSMock",
             dependencies: [
                 "Signing",
+                "JSON",
+                "DeliveryResults",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -14,6 +14,8 @@ public enum DeliveryChannel: String, Sendable, CaseIterable {
 public enum DeliveryStatus: String, Sendable {
     case pending
     case completed
+    /// Still pending when the gateway stopped following it (`track-max-age`): nothing more is known.
+    case expired
 }
 
 /// The code that decided an attempt, with its class from the code table.
@@ -100,6 +102,35 @@ public struct DeliveryResult: Sendable, Equatable {
     public var status: DeliveryStatus { self.decidingAttempt?.status ?? .pending }
     public var resultClass: CodeClass { self.decidingAttempt?.resultClass ?? .unknown }
     public var code: DeliveryCode? { self.decidingAttempt?.code }
+    /// Whether SENS has reported all there is to know: completed, and not classed pending. A tracked message ends
+    /// with its final result (PRODUCT.md §6).
+    public var isFinal: Bool { self.status == .completed && self.resultClass != .pending }
+
+    /// The result as reported when the gateway gives up following it: every attempt still pending becomes
+    /// `expired`, class `unknown` (the message may yet arrive; nobody will know).
+    public func expired() -> DeliveryResult {
+        var result = self
+        for index in result.attempts.indices where result.attempts[index].status == .pending {
+            result.attempts[index].status = .expired
+            result.attempts[index].resultClass = .unknown
+        }
+        return result
+    }
+
+    /// The result of a message the gateway gave up on without ever reading it from SENS: `expired`, class `unknown`.
+    public static func expired(channel: DeliveryChannel, serviceId: String, messageId: String, requestId: String) -> DeliveryResult {
+        DeliveryResult(
+            channel: channel, serviceId: serviceId, messageId: messageId, requestId: requestId, requestTime: nil, completeTime: nil,
+            message: MessageDetails(
+                type: nil, contentType: nil, from: nil, to: nil, countryCode: nil, subject: nil, content: nil, templateCode: nil,
+                telcoCode: nil, files: []),
+            attempts: [
+                DeliveryAttempt(
+                    channel: channel, role: .primary, serviceId: serviceId, messageId: messageId, requestId: requestId, status: .expired,
+                    resultClass: .unknown, code: nil)
+            ])
+    }
+
     /// Retry only what may succeed later.
     public var retryable: Bool { self.resultClass == .transient }
     /// The channel that delivered the message, if one did.

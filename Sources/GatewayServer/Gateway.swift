@@ -140,7 +140,7 @@ public struct Gateway: Sendable {
                 upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
                 tracking: Tracking(
                     store: self.store, trackByDefault: self.configuration.track, commitDeadline: self.configuration.trackCommitDeadline,
-                    logger: self.logger)),
+                    schedule: self.configuration.trackSchedule, logger: self.logger)),
             results: self.results, requests: TrackedRequests(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
 
@@ -148,13 +148,21 @@ public struct Gateway: Sendable {
     /// server stops first (in-flight requests finish), then the upstream client (its queue drains).
     /// - Parameter onServerRunning: Called with the bound port once the server listens.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
-        GatewayService(
-            services: [
-                self.upstream, ReloadService(gateway: self),
+        // Stopped in reverse order: the server, then the tracker (its polls finish), then the upstream client.
+        var background: [any Service] = []
+        if let store = self.store {
+            background.append(
+                Tracker(
+                    store: store, results: self.results, schedule: self.configuration.trackSchedule,
+                    budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
+                    metrics: self.metrics, logger: self.logger))
+        }
+        return GatewayService(
+            services: [self.upstream, ReloadService(gateway: self)] + background + [
                 HTTPServer(
                     host: self.configuration.listenHost, port: self.configuration.listenPort, routes: self.buildRoutes(),
                     limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
-                    logger: self.logger, onRunning: onServerRunning),
+                    logger: self.logger, onRunning: onServerRunning)
             ],
             logger: self.logger)
     }

@@ -71,24 +71,24 @@ package final class UpstreamGuard: Sendable {
 }
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
-final class TokenBucket: Sendable {
+package final class TokenBucket: Sendable {
     private struct State {
         var tokens: Double
         var updated: ContinuousClock.Instant
     }
 
-    let rate: Double
+    package let rate: Double
     let burst: Double
     private let state: Mutex<State>
 
-    init(rate: Double, burst: Int, now: ContinuousClock.Instant = .now) {
+    package init(rate: Double, burst: Int, now: ContinuousClock.Instant = .now) {
         self.rate = rate
         self.burst = Double(burst)
         self.state = Mutex(State(tokens: Double(burst), updated: now))
     }
 
     /// Takes one token if there is one.
-    func take(now: ContinuousClock.Instant = .now) -> Bool {
+    package func take(now: ContinuousClock.Instant = .now) -> Bool {
         self.state.withLock { state in
             let seconds = (now - state.updated).secondsValue
             if seconds > 0 {

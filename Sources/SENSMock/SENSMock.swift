@@ -3,6 +3,7 @@
 
 public import NIOCore
 import NIOHTTP1
+import JSON
 import NIOPosix
 public import Signing
 import Synchronization
@@ -94,6 +95,8 @@ public struct ReceivedRequest: Sendable {
 public final class SENSMock: Sendable {
     private struct State {
         var messages: [String: StoredMessage] = [:]
+        /// Messages accepted through sends, by `product/messageId`: they evolve with time (``SentMessage``).
+        var sent: [String: SentMessage] = [:]
         var requests: [String: [String]] = [:]
         var received: [ReceivedRequest] = []
         var queuedFaults: [Fault] = []
@@ -109,8 +112,14 @@ public final class SENSMock: Sendable {
     /// How far a timestamp may be from the mock's clock, as SENS allows.
     public static let timestampWindowMilliseconds: Int64 = 5 * 60 * 1000
 
+    /// How long an accepted message takes to complete: `READY` for the first half, `PROCESSING` for the second.
+    public let deliveryDelay: Duration
+
     /// Creates a mock that accepts one key pair and serves `messages`.
-    public init(accessKey: String, secretKey: SecretKey, messages: [StoredMessage] = Fixtures.all) {
+    /// - Parameter deliveryDelay: How long a message accepted through a send takes to reach its outcome
+    ///   (``SentMessage`` says which outcome, by recipient number).
+    public init(accessKey: String, secretKey: SecretKey, messages: [StoredMessage] = Fixtures.all, deliveryDelay: Duration = .seconds(3)) {
+        self.deliveryDelay = deliveryDelay
         self.accessKey = accessKey
         self.signer = Signer(accessKey: accessKey, secretKey: secretKey)
         self.state.withLock { state in
@@ -169,6 +178,9 @@ public final class SENSMock: Sendable {
 
     /// TCP connections accepted so far (to check that clients reuse connections).
     public var acceptedConnections: Int { self.state.withLock { $0.connections } }
+
+    /// Sends accepted so far.
+    public var acceptedSends: Int { self.state.withLock { $0.sendCount } }
 
     /// Forgets the received requests.
     public func clearReceived() { self.state.withLock { $0.received.removeAll() } }
@@ -235,17 +247,26 @@ public final class SENSMock: Sendable {
         let product = String(segments[1])
         switch (method, segments.count) {
         case ("GET", 7):
-            guard let message = self.state.withLock({ $0.messages[product + "/" + segments[6]] }) else { return Self.notFound }
-            if product == "sms" {
-                return Self.json(200, #"{"statusCode":"200","statusName":"success","messages":["# + message.json + "]}")
+            let key = product + "/" + segments[6]
+            let now = ContinuousClock.now
+            guard let json = self.state.withLock({ $0.sent[key]?.json(now: now, delay: self.deliveryDelay) ?? $0.messages[key]?.json }) else {
+                return Self.notFound
             }
-            return Self.json(200, message.json)
+            if product == "sms" {
+                return Self.json(200, #"{"statusCode":"200","statusName":"success","messages":["# + json + "]}")
+            }
+            return Self.json(200, json)
         case ("GET", 6):
             guard let requestID = Self.queryValue("requestId", in: query) else {
                 return Self.json(400, #"{"error":{"errorCode":"400","message":"requestId is required"}}"#)
             }
+            let now = ContinuousClock.now
+            // SENS lists an SMS request's messages without their delivery status; Kakao lists them in full.
             let found = self.state.withLock { state in
-                (state.requests[product + "/" + requestID] ?? []).compactMap { state.messages[product + "/" + $0]?.json }
+                (state.requests[product + "/" + requestID] ?? []).compactMap { id -> String? in
+                    let key = product + "/" + id
+                    return state.sent[key]?.json(now: now, delay: self.deliveryDelay, brief: product == "sms") ?? state.messages[key]?.json
+                }
             }
             guard !found.isEmpty else { return Self.notFound }
             return Self.json(
@@ -257,24 +278,38 @@ public final class SENSMock: Sendable {
         }
     }
 
-    /// Stores a send as one pending result per recipient, as SENS does before the carrier reports.
+    /// Accepts a send as SENS does: one message per recipient in `messages`, each `READY` at first (``SentMessage``).
     private func acceptSend(product: String, body: [UInt8]) -> Answer {
-        guard body.first == UInt8(ascii: "{"), body.last == UInt8(ascii: "}") else {
+        guard let parsed = try? JSONValue.parse(body), case .object = parsed else {
             return Self.json(400, #"{"error":{"errorCode":"400","message":"Request body is not JSON"}}"#)
         }
+        guard case .array(let items)? = parsed["messages"], !items.isEmpty, items.count <= 1000 else {
+            return Self.json(400, #"{"error":{"errorCode":"400","message":"messages must hold 1 to 1000 recipients"}}"#)
+        }
+        var recipients: [(to: String, failover: Bool)] = []
+        for item in items {
+            guard case .string(let to)? = item["to"], !to.isEmpty, to.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return Self.json(400, #"{"error":{"errorCode":"400","message":"each message needs a to of digits"}}"#)
+            }
+            var failover = false
+            if case .bool(let asked)? = item["useSmsFailover"] { failover = asked }
+            recipients.append((to, failover))
+        }
+        let now = ContinuousClock.now
         let requestID = self.state.withLock { state -> String in
             state.sendCount += 1
             let number = String(state.sendCount)
             let requestID = "RMOCK-" + product + "-" + number
-            let messageID = "mock-" + product + "-" + number
-            let json =
-                product == "sms"
-                ? #"{"requestId":"\#(requestID)","messageId":"\#(messageID)","requestTime":"2025-11-25 10:17:00","contentType":"COMM","type":"SMS","from":"0212345678","to":"01012345678","countryCode":"82","subject":"","content":"","status":"READY"}"#
-                : #"{"requestId":"\#(requestID)","messageId":"\#(messageID)","requestTime":"2025-11-28T11:21:06.317","plusFriendId":"@sensgate","to":"01098765432","requestStatusCode":"A000","requestStatusName":"success","requestStatusDesc":"Succeeded","useSmsFailover":false}"#
-            Self.store(StoredMessage(product: product, messageId: messageID, requestId: requestID, json: json), in: &state)
+            for (index, recipient) in recipients.enumerated() {
+                let messageID = "mock-" + product + "-" + number + "-" + String(index + 1)
+                state.sent[product + "/" + messageID] = SentMessage(
+                    product: product, messageId: messageID, requestId: requestID, to: recipient.to, useSmsFailover: recipient.failover,
+                    acceptedAt: now)
+                state.requests[product + "/" + requestID, default: []].append(messageID)
+            }
             return requestID
         }
-        return Self.json(202, #"{"requestId":"\#(requestID)","requestTime":"2025-11-25T10:17:00.000","statusCode":"202","statusName":"success"}"#)
+        return Self.json(202, #"{"requestId":"\#(requestID)","requestTime":"2026-12-01T10:17:00.000","statusCode":"202","statusName":"success"}"#)
     }
 
     static var notFound: Answer { json(404, #"{"error":{"errorCode":"404","message":"Not Found"}}"#) }

@@ -113,6 +113,10 @@ struct SettingsOptions: ParsableArguments {
     var dataDir: String?
     @Flag(name: .customLong("track"), help: "Track every send to its final result when no caller tokens are configured (SENSGATE_TRACK).")
     var track = false
+    @Option(name: .customLong("track-rate"), help: "The tracker's calls per second to SENS (SENSGATE_TRACK_RATE; default 20).")
+    var trackRate: String?
+    @Option(name: .customLong("track-max-age"), help: "Seconds a tracked request is followed before it expires (SENSGATE_TRACK_MAX_AGE; default 259200).")
+    var trackMaxAge: String?
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -129,6 +133,8 @@ struct SettingsOptions: ParsableArguments {
         flags["caller-tokens-file"] = self.callerTokensFile
         flags["data-dir"] = self.dataDir
         if self.track { flags["track"] = "true" }
+        flags["track-rate"] = self.trackRate
+        flags["track-max-age"] = self.trackMaxAge
         return flags
     }
 

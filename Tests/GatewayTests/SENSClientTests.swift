@@ -10,6 +10,7 @@ import Testing
 struct SENSClientTests {
     static let lookup = "/sms/v2/services/\(Fixtures.smsServiceID)/messages/\(Fixtures.smsSeedMessageID)"
     static let send = "/sms/v2/services/\(Fixtures.smsServiceID)/messages"
+    static let sendBody = #"{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"01012345678"}]}"#
 
     /// The circuit state gauge as scraped (0 closed, 1 open, 2 probing).
     static func circuitState(_ gw: TestGateway) async throws -> String? {
@@ -73,7 +74,7 @@ struct SENSClientTests {
             $0.breakerThreshold = 3
         }) { gw in
             let start = ContinuousClock.now
-            let response = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json"), ("X-Request-Id", "hang-1")], body: "{}")
+            let response = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json"), ("X-Request-Id", "hang-1")], body: Self.sendBody)
             let elapsed = ContinuousClock.now - start
             // Nothing was sent, so even a send is retried, and the answer is "unreachable", not a timeout.
             #expect(response.status == 502)
@@ -93,14 +94,14 @@ struct SENSClientTests {
     func sendOutcomeUnknown() async throws {
         try await TestGateway.run(configure: { $0.upstreamTimeout = .milliseconds(1500) }) { gw in
             gw.mock.injectFault(.delay(milliseconds: 5000))
-            let timedOut = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: "{}")
+            let timedOut = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: Self.sendBody)
             #expect(timedOut.status == 504)
             let error = try timedOut.error()
             #expect(error.code == "upstream_outcome_unknown" && error.errorClass == "unknown" && !error.retryable)
             #expect(gw.mock.receivedRequests.count == 1)
             gw.mock.clearReceived()
             gw.mock.injectFault(.reset)
-            let reset = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: "{}")
+            let reset = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: Self.sendBody)
             #expect(reset.status == 502)
             #expect(try reset.error().code == "upstream_outcome_unknown")
             #expect(gw.mock.receivedRequests.count == 1)
@@ -140,7 +141,7 @@ struct SENSClientTests {
                 let lookup = try await gw.send("GET", Self.lookup)
                 #expect(lookup.status == 429)
                 #expect(try lookup.error().code == "rate_limited")
-                let send = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: "{}")
+                let send = try await gw.send("POST", Self.send, headers: [("Content-Type", "application/json")], body: Self.sendBody)
                 #expect(send.status == 202)
                 try await group.waitForAll()
             }

@@ -45,6 +45,8 @@ public enum ConfigurationLoader {
         Setting(key: "cache-bytes", environment: "SENSGATE_CACHE_BYTES", defaultValue: "33554432"),
         Setting(key: "data-dir", environment: "SENSGATE_DATA_DIR", defaultValue: "./sensgate-data"),
         Setting(key: "track", environment: "SENSGATE_TRACK", defaultValue: "false"),
+        Setting(key: "track-rate", environment: "SENSGATE_TRACK_RATE", defaultValue: "20"),
+        Setting(key: "track-max-age", environment: "SENSGATE_TRACK_MAX_AGE", defaultValue: "259200"),
     ]
 
     /// Every key a YAML file may hold.
@@ -172,6 +174,14 @@ public enum ConfigurationLoader {
         case "false", "0", "no": configuration.track = false
         case let other: throw ConfigurationError("track \"\(other.prefix(16))\" must be true or false")
         }
+        guard let trackRate = Double(value("track-rate") ?? ""), trackRate > 0, trackRate <= 100_000 else {
+            throw ConfigurationError("track-rate \"\(value("track-rate") ?? "")\" must be calls per second above 0 and at most 100000")
+        }
+        configuration.trackRate = trackRate
+        guard let maxAge = Int(value("track-max-age") ?? ""), maxAge >= 60, maxAge <= 90 * 86_400 else {
+            throw ConfigurationError("track-max-age \"\(value("track-max-age") ?? "")\" must be whole seconds from 60 to 7776000 (90 days)")
+        }
+        configuration.trackSchedule.maxAge = .seconds(maxAge)
         return configuration
     }
 

@@ -23,6 +23,8 @@ public import Signing
 /// - `cache-bytes` / `SENSGATE_CACHE_BYTES`: most bytes the result cache holds, default 32 MiB.
 /// - `data-dir` / `SENSGATE_DATA_DIR`: where the embedded store keeps its file, default `./sensgate-data`.
 /// - `track` / `SENSGATE_TRACK`: follow every send to its final result when no caller tokens say otherwise, default false.
+/// - `track-rate` / `SENSGATE_TRACK_RATE`: the tracker's calls per second to SENS, default 20.
+/// - `track-max-age` / `SENSGATE_TRACK_MAX_AGE`: seconds a tracked request is followed before it expires, default 259200.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
@@ -84,6 +86,11 @@ public struct GatewayConfiguration: Sendable {
     public var trackCommitDeadline: Duration
     /// How long a completed result is served from the cache; zero turns the cache off.
     public var cacheTTL: Duration
+    /// The tracker's share of the SENS budget, in calls per second (`track-rate`).
+    public var trackRate: Double
+    /// When tracked requests are polled and given up (`track-max-age` is its `maxAge`; the rest is the spec's
+    /// schedule, shortened only by tests).
+    public var trackSchedule: TrackSchedule
 
     /// Creates a configuration with the spec's defaults for everything but the key pair.
     public init(
@@ -125,6 +132,8 @@ public struct GatewayConfiguration: Sendable {
         self.track = false
         self.trackCommitDeadline = .seconds(1)
         self.cacheTTL = .seconds(300)
+        self.trackRate = 20
+        self.trackSchedule = TrackSchedule()
     }
 
     /// The default service ID configured for a channel (`sms`, `brandmessage`, `alimtalk`).

@@ -23,6 +23,8 @@ struct Tracking: Sendable {
     let trackByDefault: Bool
     /// How long SENS's accepted answer may wait for the record: past it a caller may give up and send again.
     let commitDeadline: Duration
+    /// When the record's first poll is due.
+    let schedule: TrackSchedule
     let logger: Logger
 
     /// What a tracked send needs to become a record.
@@ -61,7 +63,7 @@ struct Tracking: Sendable {
         let now = StoreTime.now
         let request = TrackedRequest(
             requestId: requestId, channel: send.channel, serviceId: send.serviceId, caller: caller ?? "anonymous", acceptedAt: now,
-            nextPollAt: now + 2_000)
+            nextPollAt: self.schedule.firstPoll(acceptedAt: now, reserveAt: nil))
         let logger = self.logger
         let commitDeadline = self.commitDeadline
         // Whichever comes first — the commit, or the deadline — answers; the other finds it done.

@@ -204,8 +204,9 @@ struct DeliveryLookup: Sendable {
     /// - Parameters:
     ///   - eventLoop: Where SENS's answer is normalized (never on the upstream client's thread).
     ///   - completion: Runs once, on any thread.
+    ///   - route: The route label of its upstream call (the tracker's polls are `tracker`).
     func message(
-        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop,
+        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop, route: String = "/v1/results",
         completion: @escaping @Sendable (Result<ResultCache.Entry, GatewayError>) -> Void
     ) {
         guard let key = lookup.cacheKey, case .message(let messageId) = lookup.key else {
@@ -220,7 +221,7 @@ struct DeliveryLookup: Sendable {
             return
         }
         self.metrics.recordCache(outcome: "miss")
-        self.fetch(lookup, requestID: requestID, record: record, on: eventLoop) { fetched in
+        self.fetch(lookup, requestID: requestID, record: record, on: eventLoop, route: route) { fetched in
             let outcome = fetched.flatMap { results, raw -> Result<ResultCache.Entry, GatewayError> in
                 guard let result = results.first(where: { $0.messageId == messageId }) else {
                     return .failure(
@@ -239,23 +240,23 @@ struct DeliveryLookup: Sendable {
     }
 
     /// ``message(_:requestID:record:on:completion:)`` for a caller in a task (`sensgate lookup`).
-    func message(_ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop) async -> Result<
-        ResultCache.Entry, GatewayError
-    > {
+    func message(
+        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop, route: String = "/v1/results"
+    ) async -> Result<ResultCache.Entry, GatewayError> {
         await withCheckedContinuation { continuation in
-            self.message(lookup, requestID: requestID, record: record, on: eventLoop) { continuation.resume(returning: $0) }
+            self.message(lookup, requestID: requestID, record: record, on: eventLoop, route: route) { continuation.resume(returning: $0) }
         }
     }
 
     /// Looks results up in SENS and normalizes them on `eventLoop`, never on the upstream client's thread.
     /// - Parameter completion: Runs once, on `eventLoop`, with the results and SENS's body (for `include=raw`).
     func fetch(
-        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop,
+        _ lookup: Lookup, requestID: String, record: RequestRecord, on eventLoop: any EventLoop, route: String = "/v1/results",
         completion: @escaping @Sendable (Result<([DeliveryResult], [UInt8]), GatewayError>) -> Void
     ) {
         let request = UpstreamRequest(method: "GET", target: lookup.target, headers: [("accept", "application/json"), ("x-request-id", requestID)])
         // Not cancelled with one caller: callers of other connections may share this lookup.
-        self.upstream.send(request, route: "/v1/results", record: record, cancellation: nil) { sent in
+        self.upstream.send(request, route: route, record: record, cancellation: nil) { sent in
             eventLoop.execute {
                 completion(sent.mapError { GatewayError($0, method: "GET") }.flatMap { self.normalize($0, lookup: lookup) })
             }
@@ -281,6 +282,15 @@ struct DeliveryLookup: Sendable {
         } catch {
             return .failure(
                 GatewayError(.upstreamMalformed, "SENS's answer is not the documented \(lookup.channel.rawValue) result: \(error)", upstreamStatus: 200))
+        }
+    }
+
+    /// ``fetch(_:requestID:record:on:route:completion:)`` for a caller in a task (the tracker).
+    func fetch(
+        _ lookup: Lookup, requestID: String, on eventLoop: any EventLoop, route: String
+    ) async -> Result<([DeliveryResult], [UInt8]), GatewayError> {
+        await withCheckedContinuation { continuation in
+            self.fetch(lookup, requestID: requestID, record: RequestRecord(), on: eventLoop, route: route) { continuation.resume(returning: $0) }
         }
     }
 

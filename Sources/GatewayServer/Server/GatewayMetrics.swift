@@ -21,6 +21,11 @@ public struct GatewayMetrics: Sendable {
     private let upstreamDurations = SeriesCache<String, DurationHistogram>()
     private let results = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let cacheLookups = SeriesCache<String, Prometheus.Counter>()
+    private let deliveries = SeriesCache<ResultLabels, Prometheus.Counter>()
+    private let deliveryTimes = SeriesCache<String, DurationHistogram>()
+    private let webhookDeliveries = SeriesCache<String, Prometheus.Counter>()
+    /// From acceptance to a final outcome: seconds to days.
+    private static let deliveryBuckets: [Duration] = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 10_800, 86_400, 259_200].map { .seconds($0) }
     /// Log-writer drops already counted, so each scrape adds only the new ones.
     private let logLinesDropped = AtomicCount()
 
@@ -86,6 +91,34 @@ public struct GatewayMetrics: Sendable {
                 "sensgate_delivery_results_total", help: "Delivery results served, by channel, code and class.",
                 [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
         }.increment()
+    }
+
+    /// A tracked message reached its final outcome (PRODUCT.md §6): the delivery rate of everything sent through the
+    /// gateway, and how long SENS took to say so. Labels as ``recordResult(channel:namespace:code:resultClass:)``.
+    func recordDelivery(channel: String, namespace: String, code: String, resultClass: String, after elapsed: Duration) {
+        self.deliveries.series(for: ResultLabels(channel: channel, namespace: namespace, code: code, resultClass: resultClass)) {
+            self.counter(
+                "sensgate_deliveries_total", help: "Final outcomes of tracked messages, by channel, code and class.",
+                [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
+        }.increment()
+        self.deliveryTimes.series(for: channel) {
+            self.registry.makeDurationHistogram(
+                descriptor: MetricNameDescriptor(
+                    metricName: "sensgate_delivery_seconds", unitName: "", helpText: "From a tracked send's acceptance to each message's final outcome."),
+                labels: [("channel", channel)], buckets: Self.deliveryBuckets)
+        }.record(elapsed)
+    }
+
+    /// One webhook delivery attempt: `delivered`, `retried` or `failed` (given up after `webhook-max-age`).
+    func recordWebhook(outcome: String) {
+        self.webhookDeliveries.series(for: outcome) {
+            self.counter("sensgate_webhook_deliveries_total", help: "Webhook delivery attempts, by outcome.", [("outcome", outcome)])
+        }.increment()
+    }
+
+    /// A store operation that failed (`track`, `poll`, `claim`, `attempt`, `read`).
+    func recordStoreError(operation: String) {
+        Counter(label: "sensgate_store_errors_total", dimensions: [("operation", operation)], factory: self.factory).increment()
     }
 
     /// One error answer, by its contract code.

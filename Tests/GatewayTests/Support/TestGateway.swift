@@ -47,15 +47,17 @@ struct TestGateway: Sendable {
     ///   - mockSecret: The secret the mock verifies with (a different one makes every signature wrong).
     ///   - upstream: Overrides the upstream URL (e.g. a closed port); the mock still runs.
     ///   - tls: Puts the mock behind TLS (HTTP/2 by ALPN) and points the gateway at `https://localhost:…`.
+    ///   - deliveryDelay: How long the mock takes to complete a message it accepted.
     ///   - configure: Adjusts the gateway's configuration.
     static func run(
         mockSecret: String = secret,
+        deliveryDelay: Duration = .seconds(3),
         upstream: String? = nil,
         tls: TLSUpstream.Setup? = nil,
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestGateway) async throws -> Void
     ) async throws {
-        let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(mockSecret))
+        let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(mockSecret), deliveryDelay: deliveryDelay)
         let mockPort = try await mock.start()
         let front: TLSUpstream? = if let tls { try await TLSUpstream.start(mock: mock, setup: tls) } else { nil }
         let authorityFile: String? = if let tls, tls.trustTestAuthority { try TLSUpstream.authorityFile() } else { nil }

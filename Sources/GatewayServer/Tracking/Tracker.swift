@@ -1,0 +1,145 @@
+import DeliveryResults
+import Logging
+import NIOCore
+import NIOPosix
+import SENSClient
+import ServiceLifecycle
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Follows every tracked request to its final results (PRODUCT.md §6): claims what is due from the store, reads it
+/// from SENS through the same signer, client, admission and breaker as caller traffic, within its own share of the
+/// budget (`track-rate`), and writes each poll — results, the events of messages that became final, the next poll —
+/// as one transaction. Started with the server, stopped before the upstream client; a poll in progress finishes.
+///
+/// Calls per poll: SENS lists a Kakao request's messages with their status, so a Kakao poll is one list call. It lists
+/// an SMS request's messages without status, so an SMS poll reads each open message by id (after one list call, the
+/// first time, to learn the ids).
+struct Tracker: Service {
+    let store: any DeliveryStore
+    let results: DeliveryLookup
+    let schedule: TrackSchedule
+    /// The tracker's share of the SENS budget, in calls.
+    let budget: TokenBucket
+    let metrics: GatewayMetrics
+    let logger: Logger
+    /// Requests polled at once.
+    var concurrency = 8
+    /// How long a claim holds: well past the longest a poll can take (its calls are bounded by the upstream timeout).
+    var lease: StoreTime = 120_000
+
+    /// How long to sleep when nothing is due: a fraction of the first poll's delay, at most a second.
+    var idleWait: Duration { min(.seconds(1), self.schedule.first / 4) }
+
+    func run() async throws {
+        // Stopping is the sleep's cancellation: not an error of the service.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let now = StoreTime.now
+                let due: [TrackedRequest]
+                do {
+                    due = try await self.store.claimDueRequests(now: now, limit: self.concurrency * 4, lease: self.lease)
+                } catch {
+                    self.metrics.recordStoreError(operation: "claim")
+                    self.logger.warning("the tracker could not claim due requests", metadata: ["reason": "\(error)"])
+                    try await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                if due.isEmpty {
+                    try await Task.sleep(for: self.idleWait)
+                    continue
+                }
+                await withTaskGroup(of: Void.self) { group in
+                    var started = 0
+                    for request in due {
+                        if started >= self.concurrency { await group.next() }
+                        group.addTask { await self.poll(request) }
+                        started += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// One poll of one claimed request, written as one transaction.
+    func poll(_ request: TrackedRequest) async {
+        let stored: [StoredResult]
+        do {
+            stored = try await self.store.request(id: request.requestId)?.1 ?? []
+        } catch {
+            self.metrics.recordStoreError(operation: "read")
+            self.logger.warning("the tracker could not read a request", metadata: ["requestId": "\(request.requestId)", "reason": "\(error)"])
+            return  // the claim lapses; the request is polled again then
+        }
+        let fresh = await self.read(request, stored: stored)
+        let now = StoreTime.now
+        let decision = PollDecision.decide(request, stored: stored, fresh: fresh, now: now, schedule: self.schedule)
+        let timestamp = JSONLogLine.timestamp(seconds: time_t(now / 1000), milliseconds: Int(now % 1000))
+        let outcome = PollOutcome(
+            results: decision.results, state: decision.state, nextPollAt: decision.nextPollAt,
+            eventBody: { PollDecision.eventBody($0, timestamp: timestamp) })
+        do {
+            guard try await self.store.recordPoll(request, outcome: outcome, now: now) else {
+                self.logger.debug("a poll was not recorded: its claim lapsed", metadata: ["requestId": "\(request.requestId)"])
+                return
+            }
+        } catch {
+            self.metrics.recordStoreError(operation: "poll")
+            self.logger.warning("the tracker could not record a poll", metadata: ["requestId": "\(request.requestId)", "reason": "\(error)"])
+            return
+        }
+        let elapsed = Duration.milliseconds(now - request.acceptedAt)
+        for result in decision.newlyFinal {
+            let code = result.code
+            self.metrics.recordDelivery(
+                channel: result.channel.rawValue, namespace: code?.namespace.rawValue ?? "none",
+                code: code.map { $0.known ? $0.value : "unknown" } ?? "none", resultClass: result.resultClass.rawValue, after: elapsed)
+        }
+        if decision.state != .tracking {
+            self.logger.info(
+                "tracked request closed", metadata: ["requestId": "\(request.requestId)", "state": "\(decision.state.rawValue)", "polls": "\(request.polls + 1)"])
+        }
+    }
+
+    /// What SENS says now of the request's open messages; a call that fails leaves its messages as they were.
+    private func read(_ request: TrackedRequest, stored: [StoredResult]) async -> [DeliveryResult] {
+        guard let channel = DeliveryChannel(rawValue: request.channel) else { return [] }
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
+        var fresh: [DeliveryResult] = []
+        var open = stored.filter { !$0.isFinal }.map(\.messageId)
+        if stored.isEmpty || channel != .sms {
+            guard await self.takeBudget() else { return [] }
+            let list = DeliveryLookup.Lookup(channel: channel, key: .request(request.requestId), serviceId: request.serviceId)
+            guard case .success(let (listed, _)) = await self.results.fetch(list, requestID: RequestID.generate(), on: eventLoop, route: "tracker")
+            else { return [] }
+            fresh = listed
+            // Kakao lists carry each message's status; an SMS list only its ids.
+            open = channel == .sms ? listed.filter { !$0.isFinal }.compactMap(\.messageId) : []
+        }
+        for messageId in open {
+            guard await self.takeBudget() else { break }
+            let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(messageId), serviceId: request.serviceId)
+            guard case .success(let entry) = await self.results.message(
+                lookup, requestID: RequestID.generate(), record: RequestRecord(), on: eventLoop, route: "tracker")
+            else { continue }
+            fresh.removeAll { $0.messageId == messageId }
+            fresh.append(entry.result)
+        }
+        return fresh
+    }
+
+    /// Waits for a call's worth of the tracker's budget. - Returns: `false` when the tracker is stopping.
+    private func takeBudget() async -> Bool {
+        while !self.budget.take() {
+            do {
+                try await Task.sleep(for: .seconds(1 / max(self.budget.rate, 0.001)))
+            } catch {
+                return false
+            }
+        }
+        return true
+    }
+}

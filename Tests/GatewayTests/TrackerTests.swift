@@ -1,0 +1,184 @@
+import DeliveryResults
+import Foundation
+@testable import GatewayServer
+import SENSMock
+import Store
+import Testing
+
+/// Waits for an async condition (a store read), polling; never a guessed delay.
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("condition not met within \(timeout)")
+}
+
+/// The tracker over real sockets: a tracked send is followed at the mock until every message is final, each final
+/// message gets its event in the outbox, and polls that fail never lose the record.
+@Suite("Tracker: sends followed to their final results")
+struct TrackerTests {
+    static func fast(_ configuration: inout GatewayConfiguration) {
+        configuration.trackSchedule = TrackSchedule(first: .milliseconds(100), longest: .milliseconds(400), maxAge: .seconds(3600))
+        configuration.trackRate = 1000
+    }
+
+    static func send(_ gw: TestGateway, channel: String = "sms", serviceId: String = Fixtures.smsServiceID, to: [String], failover: Bool = false)
+        async throws -> String
+    {
+        let body = MockDeliveryTests.send(channel, serviceId: serviceId, recipients: to, failover: failover)
+        let response = try await RawHTTP.exchange(
+            port: gw.port,
+            "POST /\(channel)/v2/services/\(serviceId)/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Sensgate-Track: true\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        #expect(response.status == 202)
+        let requestId = try #require(try response.json()["requestId"] as? String)
+        #expect(response.header("x-sensgate-tracking") == requestId)
+        return requestId
+    }
+
+    static func closed(_ gw: TestGateway, _ requestId: String) async throws -> (TrackedRequest, [StoredResult]) {
+        try await waitUntil { try await gw.store.request(id: requestId)?.0.state != .tracking }
+        return try #require(try await gw.store.request(id: requestId))
+    }
+
+    @Test("an SMS to two recipients: both followed to their outcome, one event each, in the unified schema")
+    func sms() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(600), configure: Self.fast) { gw in
+            let requestId = try await Self.send(gw, to: ["01012345678", "01000003018"])
+            let (request, results) = try await Self.closed(gw, requestId)
+            #expect(request.state == .completed)
+            #expect(results.count == 2)
+            #expect(results.allSatisfy { $0.isFinal })
+            let events = try await gw.store.events(state: .pending, caller: nil, limit: 10)
+            #expect(events.count == 2)
+            var classes: [String] = []
+            for event in events {
+                let body = try #require(try JSONSerialization.jsonObject(with: Data(event.body.utf8)) as? [String: Any])
+                #expect(body["type"] as? String == "delivery.completed")
+                #expect(body["timestamp"] is String)
+                let data = try #require(body["data"] as? [String: Any])
+                #expect(data["schema"] as? String == "sensgate.delivery-result.v1")
+                #expect(data["requestId"] as? String == requestId)
+                classes.append(try #require(data["class"] as? String))
+            }
+            #expect(classes.sorted() == ["permanent", "success"])
+            // Calls to SENS: one list to learn the ids, then each open message by id until it is final.
+            let polls = gw.mock.receivedRequests.filter { $0.method == "GET" }
+            #expect(polls.count >= 3)
+            #expect(polls.allSatisfy { $0.signatureValid })
+        }
+    }
+
+    @Test("an AlimTalk that falls back to SMS: one list call per poll, delivered via sms")
+    func alimTalkFailover() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(600), configure: Self.fast) { gw in
+            let requestId = try await Self.send(gw, channel: "alimtalk", serviceId: Fixtures.alimTalkServiceID, to: ["01000003019"], failover: true)
+            let (request, results) = try await Self.closed(gw, requestId)
+            #expect(request.state == .completed)
+            let result = try #require(results.first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.json.utf8)) as? [String: Any])
+            #expect(json["deliveredVia"] as? String == "sms")
+            #expect(json["class"] as? String == "success")
+            let polls = gw.mock.receivedRequests.filter { $0.method == "GET" }
+            #expect(polls.allSatisfy { $0.target.contains("?requestId=") })
+            #expect(polls.count == request.polls)
+        }
+    }
+
+    @Test("SENS failing polls (503, resets) delays the result but never loses the record")
+    func failingPolls() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(300), configure: Self.fast) { gw in
+            let requestId = try await Self.send(gw, to: ["01012345678"])
+            gw.mock.injectFault(.status(503), count: 3)
+            gw.mock.injectFault(.reset, count: 1)
+            let (request, results) = try await Self.closed(gw, requestId)
+            #expect(request.state == .completed)
+            #expect(results.count == 1)
+            #expect(try await gw.store.events(state: .pending, caller: nil, limit: 10).count == 1)
+        }
+    }
+
+    @Test("a message that never completes is closed after track-max-age as expired, class unknown, with its event")
+    func expiry() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: {
+            $0.trackSchedule = TrackSchedule(first: .milliseconds(100), longest: .milliseconds(200), maxAge: .milliseconds(1500))
+            $0.trackRate = 1000
+        }) { gw in
+            let requestId = try await Self.send(gw, channel: "brandmessage", serviceId: Fixtures.brandMessageServiceID, to: ["01011119999"])
+            let (request, results) = try await Self.closed(gw, requestId)
+            #expect(request.state == .expired)
+            let first = try #require(results.first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(first.json.utf8)) as? [String: Any])
+            #expect(json["status"] as? String == "expired")
+            #expect(json["class"] as? String == "unknown")
+            #expect(try await gw.store.events(state: .pending, caller: nil, limit: 10).count == 1)
+        }
+    }
+}
+
+/// The poll decision and the schedule: pure, no sockets.
+@Suite("Tracker: schedule and poll decisions")
+struct PollDecisionTests {
+    @Test("the schedule: 2 s after acceptance or reserveTime, doubling to 5 minutes; expired after max-age")
+    func schedule() {
+        let schedule = TrackSchedule()
+        #expect(schedule.firstPoll(acceptedAt: 1_000, reserveAt: nil) == 3_000)
+        #expect(schedule.firstPoll(acceptedAt: 1_000, reserveAt: 60_000) == 62_000)
+        #expect(schedule.nextPoll(after: 1, now: 0) == 4_000)
+        #expect(schedule.nextPoll(after: 2, now: 0) == 8_000)
+        #expect(schedule.nextPoll(after: 7, now: 0) == 256_000)
+        #expect(schedule.nextPoll(after: 8, now: 0) == 300_000)
+        #expect(schedule.nextPoll(after: 1_000, now: 0) == 300_000)
+        #expect(!schedule.isExpired(acceptedAt: 0, reserveAt: nil, now: 259_199_999))
+        #expect(schedule.isExpired(acceptedAt: 0, reserveAt: nil, now: 259_200_000))
+        #expect(!schedule.isExpired(acceptedAt: 0, reserveAt: 100_000, now: 259_200_000))
+    }
+
+    static func result(_ id: String, status: String, code: String? = nil) throws -> DeliveryResult {
+        let codePart = code.map { #","statusCode":"\#($0)","statusName":"x""# } ?? ""
+        let body = #"{"messages":[{"messageId":"\#(id)","requestId":"R","status":"\#(status)"\#(codePart)}]}"#
+        return try #require(try Normalizer().normalize(channel: .sms, serviceId: "s", body: Array(body.utf8)).first)
+    }
+
+    static let request = TrackedRequest(requestId: "R", channel: "sms", serviceId: "s", caller: "a", acceptedAt: 0, nextPollAt: 0, polls: 2)
+
+    @Test("a final message is never rewritten; the request completes when every known message is final")
+    func decide() throws {
+        let stored = [StoredResult(messageId: "a", isFinal: true, json: "{}"), StoredResult(messageId: "b", isFinal: false, json: "{}")]
+        let open = PollDecision.decide(
+            Self.request, stored: stored, fresh: [try Self.result("a", status: "COMPLETED", code: "3018"), try Self.result("b", status: "PROCESSING")],
+            now: 10_000, schedule: TrackSchedule())
+        #expect(open.results.map(\.messageId) == ["b"])
+        #expect(open.state == .tracking)
+        #expect(open.nextPollAt == 10_000 + 16_000)
+        #expect(open.newlyFinal.isEmpty)
+        let done = PollDecision.decide(Self.request, stored: stored, fresh: [try Self.result("b", status: "COMPLETED", code: "0")], now: 10_000, schedule: TrackSchedule())
+        #expect(done.state == .completed)
+        #expect(done.newlyFinal.map(\.messageId) == ["b"])
+        // Nothing read (every call failed): nothing written, still tracking.
+        let failed = PollDecision.decide(Self.request, stored: stored, fresh: [], now: 10_000, schedule: TrackSchedule())
+        #expect(failed.results.isEmpty)
+        #expect(failed.state == .tracking)
+        // No message known yet: tracking, until max-age closes it with nothing to report.
+        let unknown = PollDecision.decide(Self.request, stored: [], fresh: [], now: 10_000, schedule: TrackSchedule())
+        #expect(unknown.state == .tracking)
+        let gaveUp = PollDecision.decide(Self.request, stored: [], fresh: [], now: 259_200_000, schedule: TrackSchedule())
+        #expect(gaveUp.state == .expired)
+        #expect(gaveUp.results.isEmpty)
+    }
+
+    @Test("expiry closes each open message: the result just read marked expired, or one never read")
+    func expire() throws {
+        let stored = [StoredResult(messageId: "a", isFinal: false, json: "{}"), StoredResult(messageId: "b", isFinal: false, json: "{}")]
+        let decision = PollDecision.decide(
+            Self.request, stored: stored, fresh: [try Self.result("a", status: "PROCESSING")], now: 259_200_000, schedule: TrackSchedule())
+        #expect(decision.state == .expired)
+        #expect(decision.results.map(\.messageId) == ["a", "b"])
+        #expect(decision.results.allSatisfy { $0.isFinal })
+        for result in decision.results {
+            #expect(result.json.contains(#""status":"expired""#))
+            #expect(result.json.contains(#""class":"unknown""#))
+        }
+    }
+}
