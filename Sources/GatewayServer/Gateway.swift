@@ -156,6 +156,10 @@ public struct Gateway: Sendable {
                     store: store, results: self.results, schedule: self.configuration.trackSchedule,
                     budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
                     metrics: self.metrics, logger: self.logger))
+            background.append(
+                WebhookSender(
+                    store: store, callers: self.callers, fallback: self.configuration.webhook, schedule: self.configuration.webhookSchedule,
+                    metrics: self.metrics, logger: self.logger))
         }
         return GatewayService(
             services: [self.upstream, ReloadService(gateway: self)] + background + [

@@ -117,6 +117,12 @@ struct SettingsOptions: ParsableArguments {
     var trackRate: String?
     @Option(name: .customLong("track-max-age"), help: "Seconds a tracked request is followed before it expires (SENSGATE_TRACK_MAX_AGE; default 259200).")
     var trackMaxAge: String?
+    @Option(name: .customLong("webhook-url"), help: "Where delivery events go without a caller's own webhook (SENSGATE_WEBHOOK_URL).")
+    var webhookURL: String?
+    @Option(name: .customLong("webhook-secret-file"), help: "File holding the webhook's whsec_ signing secret (SENSGATE_WEBHOOK_SECRET_FILE).")
+    var webhookSecretFile: String?
+    @Option(name: .customLong("webhook-max-age"), help: "Seconds an undelivered event is retried (SENSGATE_WEBHOOK_MAX_AGE; default 86400).")
+    var webhookMaxAge: String?
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -135,6 +141,9 @@ struct SettingsOptions: ParsableArguments {
         if self.track { flags["track"] = "true" }
         flags["track-rate"] = self.trackRate
         flags["track-max-age"] = self.trackMaxAge
+        flags["webhook-url"] = self.webhookURL
+        flags["webhook-secret-file"] = self.webhookSecretFile
+        flags["webhook-max-age"] = self.webhookMaxAge
         return flags
     }
 

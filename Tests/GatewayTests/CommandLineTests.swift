@@ -52,6 +52,13 @@ struct CommandLineTests {
         ("missing key file", ["serve", "--secret-key-file", "/nonexistent/key"], ["NCP_ACCESS_KEY": "AK"], "secret key file"),
         ("missing config", ["serve", "--config", "/nonexistent.yaml"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "config file"),
         ("unknown flag", ["serve", "--colour", "blue"], [:], "colour"),
+        ("bad webhook URL", ["serve", "--webhook-url", "ftp://hooks/x", "--webhook-secret-file", "/dev/null"],
+         ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "webhook"),
+        ("unreadable webhook secret", ["serve", "--webhook-url", "https://hooks.example/x", "--webhook-secret-file", "/nonexistent/whsec"],
+         ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "/nonexistent/whsec"),
+        ("webhook without its secret", ["serve"], ["SENSGATE_WEBHOOK_URL": "https://hooks.example/x", "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"],
+         "webhook-secret-file"),
+        ("bad track-rate", ["serve", "--track-rate", "0"], ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s"], "track-rate"),
     ]
 
     @Test("a missing or bad setting prints one line on stderr and exits with 2", arguments: startupErrors)

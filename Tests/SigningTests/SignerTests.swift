@@ -128,3 +128,26 @@ struct HMACTests {
         #expect(all)
     }
 }
+
+@Suite("Webhook signatures (Standard Webhooks)")
+struct WebhookSecretTests {
+    @Test("the Standard Webhooks test vector")
+    func vector() throws {
+        let secret = try #require(WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        let signature = secret.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: Array(#"{"test": 2432232314}"#.utf8))
+        #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        #expect("\(secret)" == "<redacted>")
+    }
+
+    @Test("only whsec_ and base64 of 16 to 64 bytes is a secret", arguments: [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_not base64!", "whsec_AAAA", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
+    ])
+    func refused(_ text: String) {
+        #expect(WebhookSecret(text) == nil)
+    }
+
+    @Test("surrounding white space (a file's newline) is ignored")
+    func trimmed() {
+        #expect(WebhookSecret("  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n") != nil)
+    }
+}

@@ -17,11 +17,14 @@ public struct Caller: Sendable, Equatable, CustomStringConvertible, CustomReflec
     public let prefixes: [String]?
     /// Whether the caller's sends are tracked to their final results without asking (`track: true`).
     public let track: Bool
+    /// Where the caller's delivery events go (`webhook` and `webhook-secret-file`); `nil` for the global setting.
+    public let webhook: WebhookTarget?
 
     init(
         name: String, token: String, channels: Set<String>? = nil, serviceIds: Set<String>? = nil, prefixes: [String]? = nil,
-        track: Bool = false
+        track: Bool = false, webhook: WebhookTarget? = nil
     ) {
+        self.webhook = webhook
         self.name = name
         self.tokenDigest = SHA256.digest(Array(token.utf8))
         self.channels = channels
@@ -52,8 +55,9 @@ public struct CallerTokens: Sendable {
     static let channelNames: Set<String> = ["sms", "brandmessage", "alimtalk", "friendtalk"]
 
     /// Parses a tokens file.
+    /// - Parameter readFile: Reads the webhook secret files the entries name.
     /// - Throws: ``ConfigurationError`` naming the file and the entry that is wrong; never the token.
-    public init(yaml text: String, source: String) throws(ConfigurationError) {
+    public init(yaml text: String, source: String, readFile: (String) throws -> String = ConfigurationLoader.readTextFile) throws(ConfigurationError) {
         let parsed: YAMLSubset.Node
         do {
             parsed = try YAMLSubset.parse(text)
@@ -81,6 +85,7 @@ public struct CallerTokens: Sendable {
             var serviceIds: Set<String>? = nil
             var prefixes: [String]? = nil
             var track = false
+            var webhook: WebhookTarget? = nil
             switch value {
             case .scalar(let text):
                 token = text
@@ -115,18 +120,27 @@ public struct CallerTokens: Sendable {
                     }
                     track = text == "true"
                 }
-                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes", "track"])
+                switch (value["webhook"], value["webhook-secret-file"]) {
+                case (nil, nil):
+                    break
+                case (.scalar(let url)?, .scalar(let file)?):
+                    webhook = try WebhookTarget.load(url: url, secretFile: file, owner: "caller \(name) in \(source)", readFile: readFile)
+                default:
+                    throw ConfigurationError("caller \(name) in \(source): webhook and webhook-secret-file go together, each one text")
+                }
+                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes", "track", "webhook", "webhook-secret-file"])
                 guard unknown.isEmpty else {
                     throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
                 }
             default:
-                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes, track")
+                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes, track, webhook, webhook-secret-file")
             }
             guard (16...256).contains(token.utf8.count), token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigurationError("caller \(name) in \(source): the token must be 16 to 256 visible ASCII characters")
             }
             guard seen.insert(token).inserted else { throw ConfigurationError("caller \(name) in \(source) reuses another caller's token") }
-            callers.append(Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes, track: track))
+            callers.append(
+                Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes, track: track, webhook: webhook))
         }
         self.callers = callers
     }

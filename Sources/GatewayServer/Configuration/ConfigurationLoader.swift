@@ -47,6 +47,9 @@ public enum ConfigurationLoader {
         Setting(key: "track", environment: "SENSGATE_TRACK", defaultValue: "false"),
         Setting(key: "track-rate", environment: "SENSGATE_TRACK_RATE", defaultValue: "20"),
         Setting(key: "track-max-age", environment: "SENSGATE_TRACK_MAX_AGE", defaultValue: "259200"),
+        Setting(key: "webhook-url", environment: "SENSGATE_WEBHOOK_URL", defaultValue: nil),
+        Setting(key: "webhook-secret-file", environment: "SENSGATE_WEBHOOK_SECRET_FILE", defaultValue: nil),
+        Setting(key: "webhook-max-age", environment: "SENSGATE_WEBHOOK_MAX_AGE", defaultValue: "86400"),
     ]
 
     /// Every key a YAML file may hold.
@@ -182,6 +185,18 @@ public enum ConfigurationLoader {
             throw ConfigurationError("track-max-age \"\(value("track-max-age") ?? "")\" must be whole seconds from 60 to 7776000 (90 days)")
         }
         configuration.trackSchedule.maxAge = .seconds(maxAge)
+        switch (value("webhook-url"), value("webhook-secret-file")) {
+        case (nil, nil):
+            configuration.webhook = nil
+        case (let url?, let file?):
+            configuration.webhook = try WebhookTarget.load(url: url, secretFile: file, owner: "webhook-url", readFile: readFile)
+        default:
+            throw ConfigurationError("webhook-url and webhook-secret-file go together: set both or neither")
+        }
+        guard let webhookAge = Int(value("webhook-max-age") ?? ""), webhookAge >= 60, webhookAge <= 30 * 86_400 else {
+            throw ConfigurationError("webhook-max-age \"\(value("webhook-max-age") ?? "")\" must be whole seconds from 60 to 2592000 (30 days)")
+        }
+        configuration.webhookSchedule.maxAge = .seconds(webhookAge)
         return configuration
     }
 
@@ -219,7 +234,7 @@ public enum ConfigurationLoader {
     /// Reads and checks the caller tokens file.
     static func readCallerTokens(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> CallerTokens {
         let text = try Self.text(of: path, named: "the caller tokens file", readFile: readFile)
-        return try CallerTokens(yaml: text, source: path)
+        return try CallerTokens(yaml: text, source: path, readFile: readFile)
     }
 
     static func loadYAML(path: String, readFile: (String) throws -> String) throws(ConfigurationError) -> [String: String] {

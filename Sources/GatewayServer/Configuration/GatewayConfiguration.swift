@@ -25,6 +25,8 @@ public import Signing
 /// - `track` / `SENSGATE_TRACK`: follow every send to its final result when no caller tokens say otherwise, default false.
 /// - `track-rate` / `SENSGATE_TRACK_RATE`: the tracker's calls per second to SENS, default 20.
 /// - `track-max-age` / `SENSGATE_TRACK_MAX_AGE`: seconds a tracked request is followed before it expires, default 259200.
+/// - `webhook-url`, `webhook-secret-file` / `SENSGATE_WEBHOOK_URL`, `SENSGATE_WEBHOOK_SECRET_FILE`: where events go
+///   without a caller's own webhook; `webhook-max-age` / `SENSGATE_WEBHOOK_MAX_AGE`: seconds an event is retried, 86400.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
@@ -91,6 +93,11 @@ public struct GatewayConfiguration: Sendable {
     /// When tracked requests are polled and given up (`track-max-age` is its `maxAge`; the rest is the spec's
     /// schedule, shortened only by tests).
     public var trackSchedule: TrackSchedule
+    /// Where events go when the caller's entry names no webhook, or without caller tokens (`webhook-url`,
+    /// `webhook-secret-file`).
+    public var webhook: WebhookTarget?
+    /// When undelivered events are retried and given up (`webhook-max-age` is its `maxAge`).
+    public var webhookSchedule: WebhookSchedule
 
     /// Creates a configuration with the spec's defaults for everything but the key pair.
     public init(
@@ -134,6 +141,8 @@ public struct GatewayConfiguration: Sendable {
         self.cacheTTL = .seconds(300)
         self.trackRate = 20
         self.trackSchedule = TrackSchedule()
+        self.webhook = nil
+        self.webhookSchedule = WebhookSchedule()
     }
 
     /// The default service ID configured for a channel (`sms`, `brandmessage`, `alimtalk`).

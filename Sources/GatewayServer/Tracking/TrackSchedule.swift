@@ -23,16 +23,19 @@ public struct TrackSchedule: Sendable, Equatable {
 
     /// The poll after the `polls`-th (1 for the poll just made): `first` doubled `polls` times, at most `longest`.
     public func nextPoll(after polls: Int, now: StoreTime) -> StoreTime {
-        let first = Self.milliseconds(self.first)
-        let longest = Self.milliseconds(self.longest)
-        // Doubling stops well before it could overflow: 2^20 × the first delay is past any sane longest.
-        let doubled = first << StoreTime(min(max(polls, 0), 20))
-        return now + min(doubled, longest)
+        now + Self.doubling(self.first, times: polls, atMost: self.longest)
     }
 
     /// Whether a request accepted at `acceptedAt` (scheduled for `reserveAt`) has been followed long enough.
     public func isExpired(acceptedAt: StoreTime, reserveAt: StoreTime?, now: StoreTime) -> Bool {
         now - max(acceptedAt, reserveAt ?? acceptedAt) >= Self.milliseconds(self.maxAge)
+    }
+
+    /// `first` doubled `times` times, at most `longest`, in milliseconds (the tracker's and the webhook sender's
+    /// backoff).
+    static func doubling(_ first: Duration, times: Int, atMost longest: Duration) -> StoreTime {
+        // Doubling stops well before it could overflow: 2^20 × the first delay is past any sane longest.
+        min(Self.milliseconds(first) << StoreTime(min(max(times, 0), 20)), Self.milliseconds(longest))
     }
 
     static func milliseconds(_ duration: Duration) -> StoreTime {

@@ -35,33 +35,12 @@ struct Tracker: Service {
     var idleWait: Duration { min(.seconds(1), self.schedule.first / 4) }
 
     func run() async throws {
-        // Stopping is the sleep's cancellation: not an error of the service.
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                let now = StoreTime.now
-                let due: [TrackedRequest]
-                do {
-                    due = try await self.store.claimDueRequests(now: now, limit: self.concurrency * 4, lease: self.lease)
-                } catch {
-                    self.metrics.recordStoreError(operation: "claim")
-                    self.logger.warning("the tracker could not claim due requests", metadata: ["reason": "\(error)"])
-                    try await Task.sleep(for: .seconds(1))
-                    continue
-                }
-                if due.isEmpty {
-                    try await Task.sleep(for: self.idleWait)
-                    continue
-                }
-                await withTaskGroup(of: Void.self) { group in
-                    var started = 0
-                    for request in due {
-                        if started >= self.concurrency { await group.next() }
-                        group.addTask { await self.poll(request) }
-                        started += 1
-                    }
-                }
-            }
-        }
+        await DueWork.run(
+            what: "due tracked requests", concurrency: self.concurrency, idleWait: self.idleWait, metrics: self.metrics, logger: self.logger,
+            claim: { () async throws(StoreError) in
+                try await self.store.claimDueRequests(now: .now, limit: self.concurrency * 4, lease: self.lease)
+            },
+            work: { await self.poll($0) })
     }
 
     /// One poll of one claimed request, written as one transaction.

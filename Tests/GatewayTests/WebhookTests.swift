@@ -1,0 +1,123 @@
+import Foundation
+@testable import GatewayServer
+import SENSMock
+import Store
+import Testing
+
+/// Webhooks over real sockets: every final message of a tracked send reaches the caller's receiver, signed, at least
+/// once, with one stable `webhook-id`; a receiver that fails is retried; redirects are not followed.
+@Suite("Webhooks: events pushed to the caller")
+struct WebhookTests {
+    /// The receiver's secret in a file, as operators configure it.
+    static func secretFile() throws -> String {
+        let path = NSTemporaryDirectory() + "sensgate-whsec-\(UUID().uuidString)"
+        try (WebhookReceiver.secretText + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func configure(receiverPort: Int, secretFile: String, path: String = "/hooks/sens?team=ops") -> @Sendable (inout GatewayConfiguration) -> Void {
+        { configuration in
+            TrackerTests.fast(&configuration)
+            configuration.webhookSchedule = WebhookSchedule(first: .milliseconds(100), longest: .milliseconds(400), maxAge: .seconds(60))
+            configuration.webhook = try? WebhookTarget.load(
+                url: "http://127.0.0.1:\(receiverPort)\(path)", secretFile: secretFile, owner: "test", readFile: ConfigurationLoader.readTextFile)
+        }
+    }
+
+    static func withReceiver(_ body: (WebhookReceiver, String) async throws -> Void) async throws {
+        let receiver = WebhookReceiver()
+        let file = try Self.secretFile()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try await body(receiver, file)
+        await receiver.stop()
+    }
+
+    @Test("a tracked SMS to two recipients: one verified webhook per recipient, with the unified result")
+    func delivered() async throws {
+        try await Self.withReceiver { receiver, file in
+            let port = try await receiver.start()
+            try await TestGateway.run(deliveryDelay: .milliseconds(400), configure: Self.configure(receiverPort: port, secretFile: file)) { gw in
+                let requestId = try await TrackerTests.send(gw, to: ["01012345678", "01000003018"])
+                try await waitUntil { receiver.deliveries.count >= 2 }
+                let deliveries = receiver.deliveries
+                #expect(deliveries.count == 2)
+                #expect(deliveries.allSatisfy { $0.signatureValid })
+                #expect(deliveries.allSatisfy { $0.target == "/hooks/sens?team=ops" })
+                #expect(Set(deliveries.compactMap(\.id)).count == 2)
+                var classes: [String] = []
+                for delivery in deliveries {
+                    let body = try #require(try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any])
+                    let data = try #require(body["data"] as? [String: Any])
+                    #expect(data["requestId"] as? String == requestId)
+                    classes.append(try #require(data["class"] as? String))
+                }
+                #expect(classes.sorted() == ["permanent", "success"])
+                try await waitUntil { try await gw.store.events(state: .delivered, caller: nil, limit: 10).count == 2 }
+            }
+        }
+    }
+
+    @Test("a receiver that answers 500 twice gets the event a third time, with the same webhook-id, and then it is delivered")
+    func retried() async throws {
+        try await Self.withReceiver { receiver, file in
+            let port = try await receiver.start()
+            receiver.answer([500, 500])
+            try await TestGateway.run(deliveryDelay: .milliseconds(200), configure: Self.configure(receiverPort: port, secretFile: file)) { gw in
+                _ = try await TrackerTests.send(gw, to: ["01012345678"])
+                try await waitUntil { try await gw.store.events(state: .delivered, caller: nil, limit: 10).count == 1 }
+                let deliveries = receiver.deliveries
+                #expect(deliveries.count == 3)
+                #expect(Set(deliveries.compactMap(\.id)).count == 1)
+                #expect(deliveries.allSatisfy { $0.signatureValid })
+                #expect(Set(deliveries.map(\.text)).count == 1)  // the body is the event's, byte for byte
+                #expect(try await gw.store.events(state: .delivered, caller: nil, limit: 10).first?.attempts == 3)
+            }
+        }
+    }
+
+    @Test("a redirect is not followed: it is a failed attempt; a receiver failing past webhook-max-age leaves the event failed")
+    func redirectAndGiveUp() async throws {
+        try await Self.withReceiver { receiver, file in
+            let port = try await receiver.start()
+            receiver.answer(Array(repeating: 302, count: 100), headers: [("location", "http://127.0.0.1:1/elsewhere")])
+            let configure = Self.configure(receiverPort: port, secretFile: file)
+            try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: {
+                configure(&$0)
+                $0.webhookSchedule = WebhookSchedule(first: .milliseconds(100), longest: .milliseconds(200), maxAge: .seconds(1))
+            }) { gw in
+                _ = try await TrackerTests.send(gw, to: ["01012345678"])
+                try await waitUntil { try await gw.store.events(state: .failed, caller: nil, limit: 10).count == 1 }
+                #expect(receiver.deliveries.count >= 2)
+                #expect(receiver.deliveries.allSatisfy { $0.target == "/hooks/sens?team=ops" })
+                #expect(gw.logs.all.contains { $0.contains("a webhook event failed") && $0.contains("302") })
+                // The query of the receiver's URL (it may hold a token) is not logged.
+                #expect(!gw.logs.all.contains { $0.contains("team=ops") })
+            }
+        }
+    }
+
+    @Test("bad webhook settings stop the configuration with one line naming the setting, never the secret")
+    func badSettings() throws {
+        let file = try Self.secretFile()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let read = ConfigurationLoader.readTextFile
+        for url in ["ftp://x/hook", "http:///hook", "http://user:pw@host/hook", "http://host/hook#frag", "http://host/ho ok", "hook"] {
+            #expect(throws: ConfigurationError.self) { try WebhookTarget.load(url: url, secretFile: file, owner: "webhook-url", readFile: read) }
+        }
+        #expect(throws: ConfigurationError.self) { try WebhookTarget.load(url: "http://h/", secretFile: "/nonexistent/whsec", owner: "webhook-url", readFile: read) }
+        let bad = NSTemporaryDirectory() + "sensgate-bad-whsec-\(UUID().uuidString)"
+        try "not-a-secret-value".write(toFile: bad, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        do {
+            _ = try WebhookTarget.load(url: "https://h.example/hook", secretFile: bad, owner: "webhook-url", readFile: read)
+            Issue.record("a malformed secret was accepted")
+        } catch {
+            #expect(error.message.contains(bad))
+            #expect(!error.message.contains("not-a-secret-value"))
+        }
+        let target = try WebhookTarget.load(url: "HTTPS://h.example:8443?k=1", secretFile: file, owner: "webhook-url", readFile: read)
+        #expect(target.origin == "https://h.example:8443")
+        #expect(target.target == "/?k=1")
+        #expect(target.description == "https://h.example:8443/")
+    }
+}
