@@ -29,6 +29,8 @@ public struct Gateway: Sendable {
     /// Where tracked sends are recorded; `nil` when no store was opened (a tracked send then answers
     /// `X-Sensgate-Tracking: failed`).
     let store: (any DeliveryStore)?
+    /// Wakes `?wait=` readers when the tracker closes a request.
+    let completions = Completions()
     /// Where access-log lines go.
     let logSink: @Sendable ([UInt8]) -> Void
     /// Every request's metrics and access-log line.
@@ -141,7 +143,8 @@ public struct Gateway: Sendable {
                 tracking: Tracking(
                     store: self.store, trackByDefault: self.configuration.track, commitDeadline: self.configuration.trackCommitDeadline,
                     schedule: self.configuration.trackSchedule, logger: self.logger)),
-            results: self.results, requests: TrackedRequests(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
+            results: self.results, requests: TrackedRequests(store: self.store, completions: self.completions),
+            events: DeliveryEvents(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
 
     /// The gateway as a service: the HTTP server, the upstream client and the reloader. On graceful shutdown the
@@ -150,15 +153,16 @@ public struct Gateway: Sendable {
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
         // Stopped in reverse order: the server, then the tracker (its polls finish), then the upstream client.
         var background: [any Service] = []
+        let webhooks = WebhookDirectory(callers: self.callers, global: self.configuration.webhook)
         if let store = self.store {
             background.append(
                 Tracker(
                     store: store, results: self.results, schedule: self.configuration.trackSchedule,
                     budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
-                    metrics: self.metrics, logger: self.logger))
+                    metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks))
             background.append(
                 WebhookSender(
-                    store: store, callers: self.callers, fallback: self.configuration.webhook, schedule: self.configuration.webhookSchedule,
+                    store: store, webhooks: webhooks, schedule: self.configuration.webhookSchedule,
                     metrics: self.metrics, logger: self.logger))
         }
         return GatewayService(

@@ -81,6 +81,7 @@ public struct StoredEvent: Sendable, Equatable {
     public var caller: String
     /// The event body as it is sent (and signed).
     public var body: String
+    /// When the event was made, or queued again by ``DeliveryStore/redeliver(eventId:caller:now:)``: `webhook-max-age` counts from it.
     public var createdAt: StoreTime
     public var attempts: Int
     public var nextAttemptAt: StoreTime
@@ -99,11 +100,17 @@ public struct PollOutcome: Sendable {
     public var nextPollAt: StoreTime
     /// The body of the event for a message that became final with this poll.
     public var eventBody: @Sendable (StoredResult) -> String
+    /// Whether a message that became final gets an event: not when its caller has no webhook to send it to.
+    public var makesEvents: Bool
 
-    public init(results: [StoredResult], state: TrackedRequest.State, nextPollAt: StoreTime, eventBody: @escaping @Sendable (StoredResult) -> String) {
+    public init(
+        results: [StoredResult], state: TrackedRequest.State, nextPollAt: StoreTime, makesEvents: Bool = true,
+        eventBody: @escaping @Sendable (StoredResult) -> String
+    ) {
         self.results = results
         self.state = state
         self.nextPollAt = nextPollAt
+        self.makesEvents = makesEvents
         self.eventBody = eventBody
     }
 }
@@ -139,7 +146,8 @@ public protocol DeliveryStore: Sendable {
     /// Events in a state, oldest first, for one caller or all.
     func events(state: StoredEvent.State, caller: String?, limit: Int) async throws(StoreError) -> [StoredEvent]
 
-    /// Queues a failed event again, due at `now`. Returns whether there was such a failed event.
+    /// Queues a failed event again, due at `now`, as if new: its attempts start again from 0 and `webhook-max-age`
+    /// from `now` (its `createdAt`). Returns whether there was such a failed event.
     func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool
 
     /// Closes the store (pending writes are committed first).

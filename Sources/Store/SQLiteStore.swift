@@ -169,7 +169,7 @@ public final class SQLiteStore: DeliveryStore {
                         updated_at = excluded.updated_at
                     """,
                     [.text(requestId), .text(result.messageId), .integer(result.isFinal ? 1 : 0), .text(result.json), .integer(.init(now))])
-                guard result.isFinal else { continue }
+                guard result.isFinal, outcome.makesEvents else { continue }
                 // The outbox: the event is committed with the result that causes it.
                 _ = try await self.rows(
                     """
@@ -259,7 +259,11 @@ public final class SQLiteStore: DeliveryStore {
                 [.text(eventId), caller.map { .text($0) } ?? .null, caller.map { .text($0) } ?? .null])
             guard !found.isEmpty else { return false }
             _ = try await self.rows(
-                "UPDATE events SET state = 'pending', next_attempt_at = ?, claimed_until = 0 WHERE id = ?", [.integer(.init(now)), .text(eventId)])
+                """
+                UPDATE events SET state = 'pending', next_attempt_at = ?, created_at = ?, attempts = 0, claimed_until = 0, claim_token = NULL
+                WHERE id = ?
+                """,
+                [.integer(.init(now)), .integer(.init(now)), .text(eventId)])
             return true
         }
     }

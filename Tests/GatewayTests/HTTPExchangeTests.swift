@@ -460,6 +460,20 @@ struct ExchangesTests {
 }
 
 /// Waits until `condition` holds (at most about 10 s): for effects that land after an answer, such as log lines.
+@Suite("Graceful shutdown and idle connections")
+struct IdleShutdownTests {
+    @Test("graceful shutdown closes an idle keep-alive connection at once, not after the client timeout")
+    func idleClosedAtOnce() async throws {
+        let started = ContinuousClock.now
+        try await TestGateway.run(configure: { $0.clientTimeout = .seconds(120) }) { gw in
+            // libcurl keeps the connection in its pool, idle, and does not read it until it is used again.
+            let status = try await gw.send("GET", "/healthz").status
+            #expect(status == 200)
+        }
+        #expect(ContinuousClock.now - started < .seconds(60))
+    }
+}
+
 func waitFor(_ condition: () -> Bool) async throws {
     for _ in 0..<1000 {
         if condition() { return }

@@ -19,9 +19,17 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws ->
 /// message gets its event in the outbox, and polls that fail never lose the record.
 @Suite("Tracker: sends followed to their final results")
 struct TrackerTests {
+    /// A webhook nobody listens on (the discard port refuses): events are made, and stay undelivered.
+    static let nowhere: WebhookTarget? = {
+        let path = NSTemporaryDirectory() + "sensgate-whsec-nowhere-\(UUID().uuidString)"
+        try? (WebhookReceiver.secretText + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return try? WebhookTarget.load(url: "http://127.0.0.1:9/hook", secretFile: path, owner: "test", readFile: ConfigurationLoader.readTextFile)
+    }()
+
     static func fast(_ configuration: inout GatewayConfiguration) {
         configuration.trackSchedule = TrackSchedule(first: .milliseconds(100), longest: .milliseconds(400), maxAge: .seconds(3600))
         configuration.trackRate = 1000
+        configuration.webhook = Self.nowhere
     }
 
     static func send(_ gw: TestGateway, channel: String = "sms", serviceId: String = Fixtures.smsServiceID, to: [String], failover: Bool = false)
@@ -39,9 +47,13 @@ struct TrackerTests {
 
     /// Every event in the outbox, whatever became of it (the webhook sender runs; without a webhook it fails them).
     static func events(_ gw: TestGateway) async throws -> [StoredEvent] {
-        var all: [StoredEvent] = []
-        for state in [StoredEvent.State.pending, .delivered, .failed] { all += try await gw.store.events(state: state, caller: nil, limit: 100) }
-        return all
+        // Read in the order events move (pending, then delivered or failed) and counted once each: an event that moves
+        // between two reads is seen twice, never missed.
+        var byId: [String: StoredEvent] = [:]
+        for state in [StoredEvent.State.pending, .delivered, .failed] {
+            for event in try await gw.store.events(state: state, caller: nil, limit: 100) { byId[event.id] = event }
+        }
+        return Array(byId.values)
     }
 
     static func closed(_ gw: TestGateway, _ requestId: String) async throws -> (TrackedRequest, [StoredResult]) {
@@ -93,6 +105,39 @@ struct TrackerTests {
         }
     }
 
+    @Test("a caller without a webhook: its sends are followed to the end, and no event is made")
+    func noWebhookNoEvents() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(200), configure: {
+            Self.fast(&$0)
+            $0.webhook = nil
+        }) { gw in
+            let requestId = try await Self.send(gw, to: ["01012345678"])
+            let (request, results) = try await Self.closed(gw, requestId)
+            #expect(request.state == .completed)
+            #expect(results.count == 1)
+            #expect(try await Self.events(gw).isEmpty)
+        }
+    }
+
+    @Test("GET /v1/requests/{id}?wait= answers as soon as the request completes, with every result")
+    func waitForCompletion() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(500), configure: Self.fast) { gw in
+            let requestId = try await Self.send(gw, to: ["01012345678", "01000002003"])
+            let started = ContinuousClock.now
+            let answer = try await gw.send("GET", "/v1/requests/\(requestId)?wait=50")
+            let waited = ContinuousClock.now - started
+            #expect(answer.status == 200)
+            let json = try answer.json()
+            #expect(json["state"] as? String == "completed")
+            #expect((json["results"] as? [[String: Any]])?.count == 2)
+            #expect(waited < .seconds(40))  // answered by the completion, not by the end of the wait
+            let immediate = try await gw.send("GET", "/v1/requests/\(requestId)?wait=0")
+            #expect(try immediate.json()["state"] as? String == "completed")
+            #expect(try await gw.send("GET", "/v1/requests/\(requestId)?wait=61").status == 400)
+            #expect(try await gw.send("GET", "/v1/requests/\(requestId)?wait=soon").status == 400)
+        }
+    }
+
     @Test("SENS failing polls (503, resets) delays the result but never loses the record")
     func failingPolls() async throws {
         try await TestGateway.run(deliveryDelay: .milliseconds(300), configure: Self.fast) { gw in
@@ -110,6 +155,7 @@ struct TrackerTests {
     func expiry() async throws {
         try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: {
             $0.trackSchedule = TrackSchedule(first: .milliseconds(100), longest: .milliseconds(200), maxAge: .milliseconds(1500))
+            $0.webhook = Self.nowhere
             $0.trackRate = 1000
         }) { gw in
             let requestId = try await Self.send(gw, channel: "brandmessage", serviceId: Fixtures.brandMessageServiceID, to: ["01011119999"])

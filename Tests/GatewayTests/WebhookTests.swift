@@ -96,6 +96,44 @@ struct WebhookTests {
         }
     }
 
+    @Test("GET /v1/events?state=failed lists what could not be delivered; POST /v1/events/{id}:redeliver queues it again")
+    func failedAndRedelivered() async throws {
+        try await Self.withReceiver { receiver, file in
+            let port = try await receiver.start()
+            receiver.answer(Array(repeating: 503, count: 1000))
+            let configure = Self.configure(receiverPort: port, secretFile: file)
+            try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: {
+                configure(&$0)
+                $0.webhookSchedule = WebhookSchedule(first: .milliseconds(100), longest: .milliseconds(200), maxAge: .seconds(1))
+            }) { gw in
+                _ = try await TrackerTests.send(gw, to: ["01012345678"])
+                try await waitUntil { try await gw.store.events(state: .failed, caller: nil, limit: 10).count == 1 }
+                let listed = try await gw.send("GET", "/v1/events?state=failed")
+                #expect(listed.status == 200)
+                let events = try #require(try listed.json()["events"] as? [[String: Any]])
+                #expect(events.count == 1)
+                let event = try #require(events.first)
+                let id = try #require(event["id"] as? String)
+                #expect(event["state"] as? String == "failed")
+                #expect((event["attempts"] as? Int ?? 0) >= 1)
+                #expect((event["event"] as? [String: Any])?["type"] as? String == "delivery.completed")
+                receiver.recover()
+                let before = receiver.deliveries.count
+                let queued = try await gw.send("POST", "/v1/events/\(id):redeliver")
+                #expect(queued.status == 202)
+                try await waitUntil { try await gw.store.events(state: .delivered, caller: nil, limit: 10).count == 1 }
+                #expect(receiver.deliveries.count == before + 1)
+                #expect(receiver.deliveries.last?.id == id)
+                // Only a failed event can be queued again; a state that does not exist is refused.
+                #expect(try await gw.send("POST", "/v1/events/\(id):redeliver").status == 404)
+                #expect(try await gw.send("GET", "/v1/events?state=lost").status == 400)
+                #expect(try await gw.send("GET", "/v1/events/\(id):redeliver").status == 405)
+                let delivered = try await gw.send("GET", "/v1/events?state=delivered")
+                #expect((try delivered.json()["events"] as? [[String: Any]])?.count == 1)
+            }
+        }
+    }
+
     @Test("bad webhook settings stop the configuration with one line naming the setting, never the secret")
     func badSettings() throws {
         let file = try Self.secretFile()

@@ -130,6 +130,9 @@ extension HTTPExchangeHandler {
         /// The body of the current request is being read for its route.
         var isReadingBody: Bool { self.readingBody }
 
+        /// No request is open: the connection waits for the next one.
+        var isBetweenRequests: Bool { !self.isOpen }
+
         /// Graceful shutdown: between requests the connection closes (once its last answer is written); otherwise
         /// after the current answer, which says so.
         mutating func quiesce() -> Interruption {

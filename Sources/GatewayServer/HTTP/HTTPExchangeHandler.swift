@@ -178,7 +178,16 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         if case ChannelEvent.inputClosed = event {
             self.input(.inputClosed, context: context)
         } else if event is Quiesce {
-            self.interrupted(self.exchanges.quiesce(), reason: nil, context: context)
+            let interruption = self.exchanges.quiesce()
+            // Idle between requests with nothing left to write: closed at once, as nginx does. A pooled keep-alive
+            // connection is not read by its client until it is used, so a half-close would wait out the client timeout.
+            let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if interruption == .close, self.exchanges.isBetweenRequests, queued == 0, !self.closing {
+                self.closing = true
+                context.close(promise: nil)
+                return
+            }
+            self.interrupted(interruption, reason: nil, context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
         }

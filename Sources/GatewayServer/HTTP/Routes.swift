@@ -14,6 +14,7 @@ struct Routes: Sendable {
     let passthrough: Passthrough
     let results: DeliveryLookup
     let requests: TrackedRequests
+    let events: DeliveryEvents
     let upstream: UpstreamClient
     let breaker: CircuitBreaker
 
@@ -59,6 +60,19 @@ struct Routes: Sendable {
             guard !requestId.isEmpty, !requestId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
             guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
             return try self.requests.one(exchange, requestId: requestId)
+        }
+        if path.utf8.starts(with: "/v1/events".utf8) {
+            // /v1/events, /v1/events/{id}:redeliver
+            if path == "/v1/events" {
+                guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
+                return try self.events.list(exchange)
+            }
+            let rest = path.dropFirst("/v1/events/".utf8.count)
+            guard path.utf8.starts(with: "/v1/events/".utf8), rest.utf8.count > ":redeliver".utf8.count, rest.hasSuffix(":redeliver"),
+                !rest.utf8.contains(UInt8(ascii: "/"))
+            else { throw Self.notFound }
+            guard method == .POST else { throw Self.methodNotAllowed }
+            return try self.events.redeliver(exchange, eventId: rest.dropLast(":redeliver".count))
         }
         switch path {
         case "/healthz", "/readyz", "/metrics":

@@ -45,6 +45,7 @@ enum RouteLabel {
         if bytes.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
         if bytes.starts(with: "/v1/results/".utf8) { return "/v1/results" }
         if bytes.starts(with: "/v1/requests/".utf8) { return "/v1/requests" }
+        if bytes.starts(with: "/v1/events".utf8) { return "/v1/events" }
         for (prefix, label) in Self.passthroughLabels where bytes.starts(with: prefix.utf8) {
             return label
         }

@@ -7,28 +7,52 @@ import Store
 import Glibc
 #endif
 
-/// `GET /v1/requests/{requestId}` (PRODUCT.md §6): a tracked send as the store has it — its state and each message's
-/// latest unified result. A caller sees only its own requests (without caller tokens every request is
+/// `GET /v1/requests/{requestId}[?wait=SECONDS]` (PRODUCT.md §6): a tracked send as the store has it — its state
+/// and each message's latest unified result; with `wait` (at most 60), answered as soon as it is no longer
+/// `tracking`, or when the wait ends. A caller sees only its own requests (without caller tokens every request is
 /// `anonymous`'s); anyone else's, like an untracked one, is `404`.
 struct TrackedRequests: Sendable {
     let store: (any DeliveryStore)?
+    /// Signalled by the tracker when it closes a request.
+    let completions: Completions
+
+    /// The longest `?wait=`.
+    static let longestWait = 60
 
     func one(_ exchange: Exchange, requestId: Substring) throws(GatewayError) -> Reply {
         let requestId = try DeliveryLookup.identifier(String(requestId), name: "requestId")
+        let wait = try Self.wait(exchange)
         guard let store = self.store else { throw Self.notTracked }
         let caller = exchange.record.caller?.name ?? "anonymous"
+        let completions = self.completions
         return .later { responder in
             Task {
+                let deadline = ContinuousClock.now + wait
                 do {
-                    guard let (request, results) = try await store.request(id: requestId), request.caller == caller else {
-                        return responder.answer(.failure(Self.notTracked))
+                    while true {
+                        guard let (request, results) = try await store.request(id: requestId), request.caller == caller else {
+                            return responder.answer(.failure(Self.notTracked))
+                        }
+                        let left = deadline - .now
+                        guard request.state == .tracking, left > .zero else {
+                            return responder.answer(.success(.json(.ok, Self.body(request, results: results))))
+                        }
+                        await completions.wait(for: requestId, timeout: min(left, .seconds(1)))
                     }
-                    responder.answer(.success(.json(.ok, Self.body(request, results: results))))
                 } catch {
                     responder.answer(.failure(GatewayError(.storeUnavailable, "the store could not be read; try again shortly", retryAfterSeconds: 1)))
                 }
             }
         }
+    }
+
+    /// `?wait=SECONDS`: 0 to 60 whole seconds; none is no wait.
+    static func wait(_ exchange: Exchange) throws(GatewayError) -> Duration {
+        guard let text = exchange.queryValue("wait") else { return .zero }
+        guard let seconds = Int(text), (0...Self.longestWait).contains(seconds) else {
+            throw GatewayError(.invalidRequest, "wait must be whole seconds from 0 to \(Self.longestWait)")
+        }
+        return .seconds(seconds)
     }
 
     private static var notTracked: GatewayError { GatewayError(.notFound, "no tracked request with this requestId") }

@@ -1,42 +1,73 @@
 import Logging
 import ServiceLifecycle
 import Store
+import Synchronization
 
 /// The loop the tracker and the webhook sender share: claim what is due from the store, work it a few at a time,
-/// sleep a little when nothing is due, until graceful shutdown (the work in hand finishes; what was claimed and not
-/// worked is taken again when its lease lapses).
+/// sleep a little when nothing is due, until graceful shutdown. Shutdown ends only the sleep: work in hand finishes
+/// and is recorded (a cancelled poll or delivery would be recorded as a failure); what was claimed and not worked is
+/// taken again when its lease lapses.
 enum DueWork {
     /// - Parameters:
-    ///   - what: Names the work in logs (`due requests`, `due events`).
-    ///   - claim: Claims the next batch.
+    ///   - what: Names the work in logs (`due tracked requests`, `due webhook events`).
+    ///   - claim: Claims the next batch (at most as many items as are worked at once, so none waits out its lease).
     ///   - work: Works one claimed item.
     static func run<Item: Sendable>(
         what: String, concurrency: Int, idleWait: Duration, metrics: GatewayMetrics, logger: Logger,
         claim: @escaping @Sendable () async throws(StoreError) -> [Item], work: @escaping @Sendable (Item) async -> Void
     ) async {
-        // Stopping is the sleep's cancellation: not an error of the service.
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
+        let pause = Pause()
+        await withGracefulShutdownHandler {
+            while !pause.isStopped && !Task.isCancelled {
                 let due: [Item]
                 do {
                     due = try await claim()
                 } catch {
                     metrics.recordStoreError(operation: "claim")
                     logger.warning("could not claim \(what)", metadata: ["reason": "\(error)"])
-                    try await Task.sleep(for: .seconds(1))
+                    await pause.sleep(.seconds(1))
                     continue
                 }
                 if due.isEmpty {
-                    try await Task.sleep(for: idleWait)
+                    await pause.sleep(idleWait)
                     continue
                 }
                 await withTaskGroup(of: Void.self) { group in
-                    for (index, item) in due.enumerated() {
-                        if index >= concurrency { await group.next() }
-                        group.addTask { await work(item) }
-                    }
+                    for item in due { group.addTask { await work(item) } }
                 }
             }
+        } onGracefulShutdown: {
+            pause.stop()
         }
+    }
+}
+
+/// A sleep that graceful shutdown ends early.
+final class Pause: Sendable {
+    private let state = Mutex<(stopped: Bool, sleeper: Task<Void, Never>?)>((false, nil))
+
+    var isStopped: Bool { self.state.withLock { $0.stopped } }
+
+    func stop() {
+        let sleeper = self.state.withLock { state -> Task<Void, Never>? in
+            state.stopped = true
+            return state.sleeper
+        }
+        sleeper?.cancel()
+    }
+
+    func sleep(_ duration: Duration) async {
+        let sleeper = Task<Void, Never> { try? await Task.sleep(for: duration) }
+        let stopped = self.state.withLock { state -> Bool in
+            if !state.stopped { state.sleeper = sleeper }
+            return state.stopped
+        }
+        if stopped { sleeper.cancel() }
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
+        self.state.withLock { $0.sleeper = nil }
     }
 }

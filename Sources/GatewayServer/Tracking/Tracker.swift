@@ -26,6 +26,10 @@ struct Tracker: Service {
     let budget: TokenBucket
     let metrics: GatewayMetrics
     let logger: Logger
+    /// Told of every request the tracker closes (for `?wait=` readers).
+    let completions: Completions
+    /// Whether a caller has a webhook: only then does a final message become an event.
+    let webhooks: WebhookDirectory
     /// Requests polled at once.
     var concurrency = 8
     /// How long a claim holds: well past the longest a poll can take (its calls are bounded by the upstream timeout).
@@ -38,7 +42,7 @@ struct Tracker: Service {
         await DueWork.run(
             what: "due tracked requests", concurrency: self.concurrency, idleWait: self.idleWait, metrics: self.metrics, logger: self.logger,
             claim: { () async throws(StoreError) in
-                try await self.store.claimDueRequests(now: .now, limit: self.concurrency * 4, lease: self.lease)
+                try await self.store.claimDueRequests(now: .now, limit: self.concurrency, lease: self.lease)
             },
             work: { await self.poll($0) })
     }
@@ -53,13 +57,14 @@ struct Tracker: Service {
             self.logger.warning("the tracker could not read a request", metadata: ["requestId": "\(request.requestId)", "reason": "\(error)"])
             return  // the claim lapses; the request is polled again then
         }
-        let fresh = await self.read(request, stored: stored)
+        // Interrupted (the process is being cancelled): nothing recorded, the claim lapses and the poll is made again.
+        guard let fresh = await self.read(request, stored: stored) else { return }
         let now = StoreTime.now
         let decision = PollDecision.decide(request, stored: stored, fresh: fresh, now: now, schedule: self.schedule)
         let timestamp = JSONLogLine.timestamp(seconds: time_t(now / 1000), milliseconds: Int(now % 1000))
         let outcome = PollOutcome(
             results: decision.results, state: decision.state, nextPollAt: decision.nextPollAt,
-            eventBody: { PollDecision.eventBody($0, timestamp: timestamp) })
+            makesEvents: self.webhooks.target(for: request.caller) != nil, eventBody: { PollDecision.eventBody($0, timestamp: timestamp) })
         do {
             guard try await self.store.recordPoll(request, outcome: outcome, now: now) else {
                 self.logger.debug("a poll was not recorded: its claim lapsed", metadata: ["requestId": "\(request.requestId)"])
@@ -78,19 +83,21 @@ struct Tracker: Service {
                 code: code.map { $0.known ? $0.value : "unknown" } ?? "none", resultClass: result.resultClass.rawValue, after: elapsed)
         }
         if decision.state != .tracking {
+            self.completions.signal(request.requestId)
             self.logger.info(
                 "tracked request closed", metadata: ["requestId": "\(request.requestId)", "state": "\(decision.state.rawValue)", "polls": "\(request.polls + 1)"])
         }
     }
 
     /// What SENS says now of the request's open messages; a call that fails leaves its messages as they were.
-    private func read(_ request: TrackedRequest, stored: [StoredResult]) async -> [DeliveryResult] {
+    /// - Returns: `nil` when the wait for budget was cancelled.
+    private func read(_ request: TrackedRequest, stored: [StoredResult]) async -> [DeliveryResult]? {
         guard let channel = DeliveryChannel(rawValue: request.channel) else { return [] }
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
         var fresh: [DeliveryResult] = []
         var open = stored.filter { !$0.isFinal }.map(\.messageId)
         if stored.isEmpty || channel != .sms {
-            guard await self.takeBudget() else { return [] }
+            guard await self.takeBudget() else { return nil }
             let list = DeliveryLookup.Lookup(channel: channel, key: .request(request.requestId), serviceId: request.serviceId)
             guard case .success(let (listed, _)) = await self.results.fetch(list, requestID: RequestID.generate(), on: eventLoop, route: "tracker")
             else { return [] }
@@ -99,7 +106,7 @@ struct Tracker: Service {
             open = channel == .sms ? listed.filter { !$0.isFinal }.compactMap(\.messageId) : []
         }
         for messageId in open {
-            guard await self.takeBudget() else { break }
+            guard await self.takeBudget() else { return nil }
             let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(messageId), serviceId: request.serviceId)
             guard case .success(let entry) = await self.results.message(
                 lookup, requestID: RequestID.generate(), record: RequestRecord(), on: eventLoop, route: "tracker")
@@ -110,7 +117,7 @@ struct Tracker: Service {
         return fresh
     }
 
-    /// Waits for a call's worth of the tracker's budget. - Returns: `false` when the tracker is stopping.
+    /// Waits for a call's worth of the tracker's budget. - Returns: `false` when the task was cancelled.
     private func takeBudget() async -> Bool {
         while !self.budget.take() {
             do {

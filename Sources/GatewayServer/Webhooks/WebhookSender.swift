@@ -19,9 +19,8 @@ import Glibc
 /// never following a redirect. Started with the server, stopped before it is; deliveries in flight finish.
 final class WebhookSender: Service, Sendable {
     let store: any DeliveryStore
-    let callers: CallerStore
-    /// Where events go without a caller's own webhook.
-    let fallback: WebhookTarget?
+    /// Where each caller's events go.
+    let webhooks: WebhookDirectory
     let schedule: WebhookSchedule
     let metrics: GatewayMetrics
     let logger: Logger
@@ -33,10 +32,9 @@ final class WebhookSender: Service, Sendable {
     static let timeout: Duration = .seconds(10)
     private let clients = Mutex<[String: UpstreamClient]>([:])
 
-    init(store: any DeliveryStore, callers: CallerStore, fallback: WebhookTarget?, schedule: WebhookSchedule, metrics: GatewayMetrics, logger: Logger) {
+    init(store: any DeliveryStore, webhooks: WebhookDirectory, schedule: WebhookSchedule, metrics: GatewayMetrics, logger: Logger) {
         self.store = store
-        self.callers = callers
-        self.fallback = fallback
+        self.webhooks = webhooks
         self.schedule = schedule
         self.metrics = metrics
         self.logger = logger
@@ -49,7 +47,7 @@ final class WebhookSender: Service, Sendable {
         await DueWork.run(
             what: "due webhook events", concurrency: self.concurrency, idleWait: self.idleWait, metrics: self.metrics, logger: self.logger,
             claim: { () async throws(StoreError) in
-                try await self.store.claimDueEvents(now: .now, limit: self.concurrency * 4, lease: self.lease)
+                try await self.store.claimDueEvents(now: .now, limit: self.concurrency, lease: self.lease)
             },
             work: { await self.deliver($0) })
         let clients = self.clients.withLock { clients in
@@ -61,8 +59,9 @@ final class WebhookSender: Service, Sendable {
 
     /// One attempt at one claimed event, then its record.
     func deliver(_ event: StoredEvent) async {
-        guard let target = self.target(for: event.caller) else {
-            // Nowhere to send it: failed at once, listed by GET /v1/events?state=failed, redeliverable once configured.
+        guard let target = self.webhooks.target(for: event.caller) else {
+            // Its caller's webhook was removed since the event was made: failed at once, listed by
+            // GET /v1/events?state=failed, redeliverable once one is configured again.
             await self.record(event, delivered: false, retryAt: nil, reason: "no webhook is configured for caller \(event.caller)")
             return
         }
@@ -86,6 +85,8 @@ final class WebhookSender: Service, Sendable {
             }
             outcome = "the receiver answered \(response.status)"
         } catch {
+            // Not an attempt the receiver failed: the process is stopping. The claim lapses; the next start sends it.
+            if error.kind == .cancelled || error.kind == .shuttingDown { return }
             outcome = "\(error.kind.rawValue): \(error.detail)"
         }
         let retryAt = self.schedule.retryAt(
@@ -112,11 +113,6 @@ final class WebhookSender: Service, Sendable {
         } else {
             self.logger.notice("a webhook attempt failed; it will be retried", metadata: metadata)
         }
-    }
-
-    /// The caller's own webhook, or the global one.
-    private func target(for caller: String) -> WebhookTarget? {
-        self.callers.tokens?.callers.first { $0.name == caller }?.webhook ?? self.fallback
     }
 
     private func client(for origin: String) throws(UpstreamError) -> UpstreamClient {

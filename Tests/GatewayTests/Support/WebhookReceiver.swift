@@ -27,6 +27,11 @@ final class WebhookReceiver: Sendable {
         self.state.withLock { $0.script.append(contentsOf: statuses); $0.headers = headers }
     }
 
+    /// From now on every delivery is answered 200.
+    func recover() {
+        self.state.withLock { $0.script.removeAll(); $0.headers = [] }
+    }
+
     var deliveries: [Delivery] { self.state.withLock { $0.deliveries } }
 
     func start() async throws -> Int {

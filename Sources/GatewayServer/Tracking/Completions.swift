@@ -1,0 +1,44 @@
+import Synchronization
+
+/// Wakes `?wait=` readers of a tracked request when this process's tracker closes it (PRODUCT.md §6). A reader also
+/// looks at the store again every second: another process (a fleet's replica, a restarted one) may close it too.
+final class Completions: Sendable {
+    private struct Waiter {
+        var id: Int
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
+    private let waiting = Mutex<(next: Int, byRequest: [String: [Waiter]])>((0, [:]))
+
+    /// Returns when `requestId` is signalled or after `timeout`, whichever is first.
+    func wait(for requestId: String, timeout: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = self.waiting.withLock { state -> Int in
+                state.next += 1
+                state.byRequest[requestId, default: []].append(Waiter(id: state.next, continuation: continuation))
+                return state.next
+            }
+            // The timeout resumes the waiter unless a signal did first (then it finds nothing to resume).
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.resume(requestId, only: id)
+            }
+        }
+    }
+
+    /// Wakes every reader waiting on `requestId`.
+    func signal(_ requestId: String) {
+        let waiters = self.waiting.withLock { $0.byRequest.removeValue(forKey: requestId) } ?? []
+        for waiter in waiters { waiter.continuation.resume() }
+    }
+
+    private func resume(_ requestId: String, only id: Int) {
+        let waiter = self.waiting.withLock { state -> Waiter? in
+            guard var list = state.byRequest[requestId], let index = list.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = list.remove(at: index)
+            state.byRequest[requestId] = list.isEmpty ? nil : list
+            return waiter
+        }
+        waiter?.continuation.resume()
+    }
+}
