@@ -29,7 +29,7 @@ struct Serve: AsyncParsableCommand {
         // The store opens before anything listens: an unwritable data-dir stops serve here, with one line.
         let store: SQLiteStore
         do {
-            store = try await SQLiteStore.open(directory: configuration.dataDir, logger: logger)
+            store = try await SQLiteStore.open(directory: configuration.dataDir, logger: logger, releasingClaims: true)
         } catch {
             Console.error(error.description)
             throw ExitCode(2)

@@ -30,9 +30,12 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     /// Opens (creating, or migrating) the store in `directory`, which is created if missing.
+    /// - Parameter releasingClaims: Whether claims left by an earlier process are released at once (`serve`: the
+    ///   file has one owner, so after `kill -9` its work is resumed now, not when the leases lapse). A command-line
+    ///   tool that opens the file beside a running `serve` leaves them.
     /// - Throws: ``StoreError`` when the directory cannot be made or written, the file cannot be opened, or it holds a
     ///   newer schema.
-    public static func open(directory: String, logger: Logger) async throws(StoreError) -> SQLiteStore {
+    public static func open(directory: String, logger: Logger, releasingClaims: Bool = false) async throws(StoreError) -> SQLiteStore {
         try Self.makeDirectory(directory)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
@@ -48,6 +51,7 @@ public final class SQLiteStore: DeliveryStore {
         let store = SQLiteStore(connection: connection, threadPool: threadPool)
         do {
             try await store.prepare()
+            if releasingClaims { try await store.releaseClaims() }
             // Results hold message content (numbers masked, bodies not): the owner only, whatever the umask.
             for suffix in ["", "-wal", "-shm"] { chmod(directory + "/sensgate.sqlite" + suffix, 0o600) }
         } catch {
@@ -107,6 +111,14 @@ public final class SQLiteStore: DeliveryStore {
         """,
         "CREATE INDEX events_due ON events (state, next_attempt_at)",
     ]
+
+    /// Releases every claim (see ``open(directory:logger:releasingClaims:)``).
+    private func releaseClaims() async throws(StoreError) {
+        try await self.transaction { () async throws(StoreError) in
+            _ = try await self.rows("UPDATE tracked_requests SET claimed_until = 0, claim_token = NULL WHERE claim_token IS NOT NULL")
+            _ = try await self.rows("UPDATE events SET claimed_until = 0, claim_token = NULL WHERE claim_token IS NOT NULL")
+        }
+    }
 
     // MARK: Tracked requests
 

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GatewayServer
 import Logging
 import NIOCore
@@ -264,24 +267,34 @@ struct ServeProcess {
     /// The process's standard output (its access log); nobody reads it unless a test does.
     let output: Pipe
 
+    /// Its store's directory (created by serve), never the working directory's.
+    let dataDir: String
+    let mockPort: Int
+
+    static let secret = "serve-process-secret"
+
     /// Starts the mock and `sensgate serve` pointed at it, and waits until it serves.
-    /// - Parameter environment: Settings beyond the key pair (which the mock knows).
-    static func start(environment: [String: String] = [:]) async throws -> ServeProcess {
-        let secret = "serve-process-secret"
-        let mock = SENSMock(accessKey: "AK", secretKey: SecretKey(secret))
-        let mockPort = try await mock.start()
+    /// - Parameters:
+    ///   - environment: Settings beyond the key pair (which the mock knows).
+    ///   - restarting: An earlier process whose mock and data-dir the new one takes over (after it was killed).
+    static func start(environment: [String: String] = [:], deliveryDelay: Duration = .seconds(3), restarting earlier: ServeProcess? = nil)
+        async throws -> ServeProcess
+    {
+        let secret = Self.secret
+        let mock = earlier?.mock ?? SENSMock(accessKey: "AK", secretKey: SecretKey(secret), deliveryDelay: deliveryDelay)
+        let mockPort: Int
+        if let earlier { mockPort = earlier.mockPort } else { mockPort = try await mock.start() }
         let port = try await freePort()
         let process = Process()
         process.executableURL = try sensgateExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--upstream", "http://127.0.0.1:\(mockPort)"]
-        // Its store in a directory of its own (created by serve), never the working directory's.
-        let dataDir = NSTemporaryDirectory() + "sensgate-serve-\(UUID().uuidString)"
+        let dataDir = earlier?.dataDir ?? NSTemporaryDirectory() + "sensgate-serve-\(UUID().uuidString)"
         process.environment = ["NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "SENSGATE_DATA_DIR": dataDir].merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = Pipe()
         try process.run()
-        let running = ServeProcess(process: process, port: port, mock: mock, output: output)
+        let running = ServeProcess(process: process, port: port, mock: mock, output: output, dataDir: dataDir, mockPort: mockPort)
         do {
             try await waitUntilServing(port: port)
         } catch {
@@ -289,6 +302,12 @@ struct ServeProcess {
             throw error
         }
         return running
+    }
+
+    /// `kill -9`: no shutdown, no flush, nothing closed.
+    func kill() {
+        Glibc.kill(self.process.processIdentifier, SIGKILL)
+        self.process.waitUntilExit()
     }
 
     /// Ends the process (if still running) and the mock.

@@ -14,6 +14,8 @@ final class WebhookReceiver: Sendable {
         var signature: String?
         var body: [UInt8]
         var signatureValid: Bool
+        /// What the receiver answered.
+        var status: Int
         var text: String { String(decoding: self.body, as: UTF8.self) }
     }
 
@@ -33,6 +35,9 @@ final class WebhookReceiver: Sendable {
     }
 
     var deliveries: [Delivery] { self.state.withLock { $0.deliveries } }
+
+    /// The ids of the events answered 2xx.
+    var deliveredIds: Set<String> { Set(self.deliveries.filter { (200..<300).contains($0.status) }.compactMap(\.id)) }
 
     func start() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -62,9 +67,10 @@ final class WebhookReceiver: Sendable {
             valid = constantTimeEquals(secret.signature(id: id, timestamp: seconds, body: body), signature)
         }
         return self.state.withLock { state in
-            state.deliveries.append(Delivery(target: head.uri, id: id, timestamp: timestamp, signature: signature, body: body, signatureValid: valid))
-            guard !state.script.isEmpty else { return (200, []) }
-            return (state.script.removeFirst(), state.headers)
+            let (status, headers) = state.script.isEmpty ? (200, []) : (state.script.removeFirst(), state.headers)
+            state.deliveries.append(
+                Delivery(target: head.uri, id: id, timestamp: timestamp, signature: signature, body: body, signatureValid: valid, status: status))
+            return (status, headers)
         }
     }
 
