@@ -160,6 +160,7 @@ public struct Gateway: Sendable {
                     store: store, results: self.results, schedule: self.configuration.trackSchedule,
                     budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
                     metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks))
+            background.append(StoreGauges(store: store, metrics: self.metrics, logger: self.logger))
             background.append(
                 WebhookSender(
                     store: store, webhooks: webhooks, schedule: self.configuration.webhookSchedule,

@@ -115,6 +115,17 @@ public struct PollOutcome: Sendable {
     }
 }
 
+/// How much the store holds, by state (for the §6 gauges).
+public struct StoreCounts: Sendable, Equatable {
+    public var requests: [TrackedRequest.State: Int]
+    public var events: [StoredEvent.State: Int]
+
+    public init(requests: [TrackedRequest.State: Int], events: [StoredEvent.State: Int]) {
+        self.requests = requests
+        self.events = events
+    }
+}
+
 /// The store's one interface: domain operations, each one transaction, each safe to retry. Due work is claimed under
 /// a lease (`claimed until`), so a backend shared by several replicas hands each item to one of them at a time and a
 /// replica that dies has its claims taken over when they lapse.
@@ -149,6 +160,9 @@ public protocol DeliveryStore: Sendable {
     /// Queues a failed event again, due at `now`, as if new: its attempts start again from 0 and `webhook-max-age`
     /// from `now` (its `createdAt`). Returns whether there was such a failed event.
     func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool
+
+    /// Tracked requests and events, counted by state.
+    func counts() async throws(StoreError) -> StoreCounts
 
     /// Closes the store (pending writes are committed first).
     func close() async

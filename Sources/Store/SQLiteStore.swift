@@ -282,6 +282,21 @@ public final class SQLiteStore: DeliveryStore {
 
     /// An event's id: derived from what it is about, so that writing it again (a retried transaction, another
     /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message. 128 bits of SHA-256.
+    public func counts() async throws(StoreError) -> StoreCounts {
+        try await self.transaction(readOnly: true) { () async throws(StoreError) -> StoreCounts in
+            var counts = StoreCounts(requests: [:], events: [:])
+            for row in try await self.rows("SELECT state, COUNT(*) AS n FROM tracked_requests GROUP BY state") {
+                guard let state = TrackedRequest.State(rawValue: try Self.text(row, "state")) else { continue }
+                counts.requests[state] = Int(try Self.integer(row, "n"))
+            }
+            for row in try await self.rows("SELECT state, COUNT(*) AS n FROM events GROUP BY state") {
+                guard let state = StoredEvent.State(rawValue: try Self.text(row, "state")) else { continue }
+                counts.events[state] = Int(try Self.integer(row, "n"))
+            }
+            return counts
+        }
+    }
+
     public static func eventId(requestId: String, messageId: String) -> String {
         let digest = SHA256.digest(Array(requestId.utf8) + [0] + Array(messageId.utf8))
         let hex: [UInt8] = Array("0123456789abcdef".utf8)

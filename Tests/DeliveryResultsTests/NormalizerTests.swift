@@ -189,3 +189,19 @@ struct NormalizerTests {
         }
     }
 }
+
+@Suite("reserveTime")
+struct ReserveTimeTests {
+    // Expected values computed independently with Python's datetime (KST = UTC+9).
+    @Test("a SENS reserveTime in Korea Standard Time, as Unix milliseconds", arguments: [
+        ("2026-12-01 10:30", Int64(1_796_088_600_000)), ("2024-02-29 00:00:05", Int64(1_709_132_405_000)),
+    ])
+    func parsed(_ text: String, _ expected: Int64) {
+        #expect(KoreanTime.epochMilliseconds(text) == expected)
+    }
+
+    @Test("anything else is not a reserveTime", arguments: ["2026-13-01 10:30", "2026-12-01", "tomorrow", "2026-12-01 10:30:00.5", "2026-12-01 24:00"])
+    func refused(_ text: String) {
+        #expect(KoreanTime.epochMilliseconds(text) == nil)
+    }
+}

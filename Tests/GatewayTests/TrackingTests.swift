@@ -33,6 +33,21 @@ struct TrackingTests {
         }
     }
 
+    @Test("a scheduled send (reserveTime, Korea time) is first polled 2 s after its time, not after acceptance")
+    func reserved() async throws {
+        try await TestGateway.run { gw in
+            let body = #"{"type":"SMS","from":"0212345678","content":"hi","reserveTime":"2030-01-01 09:00","messages":[{"to":"01012345678"}]}"#
+            let response = try await RawHTTP.exchange(
+                port: gw.port,
+                "POST \(Self.target) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Sensgate-Track: true\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+            let requestId = try #require(try response.json()["requestId"] as? String)
+            let (record, _) = try #require(try await gw.store.request(id: requestId))
+            // 2030-01-01T00:00:00Z
+            #expect(record.reserveAt == 1_893_456_000_000)
+            #expect(record.nextPollAt == 1_893_456_002_000)
+        }
+    }
+
     @Test("untracked sends leave no record; track: true tracks every send")
     func defaults() async throws {
         try await TestGateway.run { gw in

@@ -27,7 +27,7 @@ struct Passthrough: Sendable {
                         return responder.answer(answer)
                     }
                     // The record is committed before SENS's answer goes back.
-                    self.tracking.record(tracked, accepted: accepted, caller: record.caller?.name) { responder.answer(.success($0)) }
+                    self.tracking.record(tracked, body: body, accepted: accepted, caller: record.caller?.name) { responder.answer(.success($0)) }
                 }
             }
         }

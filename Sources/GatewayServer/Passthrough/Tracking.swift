@@ -1,3 +1,4 @@
+import DeliveryResults
 import JSON
 import Logging
 import NIOCore
@@ -52,8 +53,10 @@ struct Tracking: Sendable {
     }
 
     /// Commits the record of an accepted send, then hands over SENS's answer with `X-Sensgate-Tracking`.
-    /// - Parameter completion: Runs once, on any thread.
-    func record(_ send: Send, accepted: Answer, caller: String?, completion: @escaping @Sendable (Answer) -> Void) {
+    /// - Parameters:
+    ///   - body: The send's body: a `reserveTime` in it puts the first poll after the scheduled time.
+    ///   - completion: Runs once, on any thread.
+    func record(_ send: Send, body: ByteBuffer, accepted: Answer, caller: String?, completion: @escaping @Sendable (Answer) -> Void) {
         guard let store = self.store, let requestId = Self.requestId(in: accepted.body) else {
             self.logger.error("a send to track was not recorded", metadata: ["reason": "\(self.store == nil ? "no store" : "no requestId in SENS's answer")"])
             var answer = accepted
@@ -61,9 +64,10 @@ struct Tracking: Sendable {
             return completion(answer)
         }
         let now = StoreTime.now
+        let reserveAt = Self.reserveAt(in: body)
         let request = TrackedRequest(
             requestId: requestId, channel: send.channel, serviceId: send.serviceId, caller: caller ?? "anonymous", acceptedAt: now,
-            nextPollAt: self.schedule.firstPoll(acceptedAt: now, reserveAt: nil))
+            reserveAt: reserveAt, nextPollAt: self.schedule.firstPoll(acceptedAt: now, reserveAt: reserveAt))
         let logger = self.logger
         let commitDeadline = self.commitDeadline
         // Whichever comes first — the commit, or the deadline — answers; the other finds it done.
@@ -87,6 +91,14 @@ struct Tracking: Sendable {
             try? await Task.sleep(for: commitDeadline)
             finish("failed", "not committed within \(commitDeadline)")
         }
+    }
+
+    /// A scheduled send's `reserveTime`, when its `reserveTimeZone` is Korea's (SENS's default). A time in another zone
+    /// is not read: polling then starts at acceptance and keeps to the schedule, which costs polls, not results.
+    static func reserveAt(in body: ByteBuffer) -> StoreTime? {
+        guard let parsed = try? JSONValue.parse(body.readableBytesView), case .string(let text)? = parsed["reserveTime"] else { return nil }
+        if let zone = parsed["reserveTimeZone"], zone != .string("Asia/Seoul") { return nil }
+        return KoreanTime.epochMilliseconds(text)
     }
 
     /// SENS's `requestId` in a send's answer: visible ASCII, at most 128 bytes.

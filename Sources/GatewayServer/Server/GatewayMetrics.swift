@@ -1,4 +1,5 @@
 import SENSClient
+import Store
 import Metrics
 public import Prometheus
 import Synchronization
@@ -114,6 +115,15 @@ public struct GatewayMetrics: Sendable {
         self.webhookDeliveries.series(for: outcome) {
             self.counter("sensgate_webhook_deliveries_total", help: "Webhook delivery attempts, by outcome.", [("outcome", outcome)])
         }.increment()
+    }
+
+    /// The store's contents (PRODUCT.md §6): tracked requests by state, and the webhook backlog (pending events).
+    func recordStore(_ counts: StoreCounts) {
+        for state in [TrackedRequest.State.tracking, .completed, .expired] {
+            Gauge(label: "sensgate_tracked_requests", dimensions: [("state", state.rawValue)], factory: self.factory).record(counts.requests[state] ?? 0)
+        }
+        Gauge(label: "sensgate_webhook_backlog", factory: self.factory).record(counts.events[.pending] ?? 0)
+        Gauge(label: "sensgate_webhook_failed_events", factory: self.factory).record(counts.events[.failed] ?? 0)
     }
 
     /// A store operation that failed (`track`, `poll`, `claim`, `attempt`, `read`).
