@@ -14,7 +14,7 @@ struct DocumentationTests {
         let document = try #require(try Yams.load(yaml: text) as? [String: Any])
         #expect(document["openapi"] as? String == "3.1.0")
         let paths = try #require(document["paths"] as? [String: Any])
-        for path in ["/v1/results/{channel}/{messageId}", "/v1/results/{channel}", "/v1/results:batch", "/sms/v2/{rest}", "/healthz", "/readyz", "/metrics"] {
+        for path in ["/v1/results/{channel}/{messageId}", "/v1/results/{channel}", "/v1/results:batch", "/v1/requests/{requestId}", "/v1/events", "/v1/events/{eventId}:redeliver", "/sms/v2/{rest}", "/healthz", "/readyz", "/metrics"] {
             #expect(paths[path] != nil, "\(path) is not documented")
         }
         let components = try #require(document["components"] as? [String: Any])
