@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryResults
+import FoundationEssentials
 import JSON
 import GatewayServer
 import Logging
@@ -8,7 +9,13 @@ import SENSMock
 import ServiceLifecycle
 import UnixSignals
 import Signing
+import Store
+import Synchronization
 import UpstreamClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `sensgate demo`: the local SENS-compatible upstream and the gateway on loopback, a short tour through the
 /// gateway, then serving until Ctrl-C.
@@ -33,8 +40,21 @@ struct Demo: AsyncParsableCommand {
         // A fresh key pair for this run only: the demo never sees a real NCP key.
         let accessKey = "DEMO" + Self.randomHex(8).uppercased()
         let secretKey = SecretKey(Self.randomHex(20))
-        let mock = SENSMock(accessKey: accessKey, secretKey: secretKey)
+        // Sends complete at the mock after 2 s (the recipient's number picks the outcome).
+        let mock = SENSMock(accessKey: accessKey, secretKey: secretKey, deliveryDelay: .seconds(2))
         let mockPort = try await mock.start()
+        // A throw-away store and a webhook receiver that verifies each event's signature and prints it.
+        let dataDir = "/tmp/sensgate-demo-\(Self.randomHex(6))"
+        let store = try await SQLiteStore.open(directory: dataDir, logger: LogSetup.quiet())
+        let secretFile = dataDir + "/webhook-secret"
+        let secretText = WebhookSecret.generate()
+        guard FileManager.default.createFile(atPath: secretFile, contents: Data((secretText + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            Console.error("cannot write \(secretFile)")
+            throw ExitCode(1)
+        }
+        let receiver = WebhookReceiver(secret: secretText) { delivery in Console.out(DemoTour.describe(delivery)) }
+        let receiverPort = try await receiver.start()
 
         let (host, port): (String, Int)
         do {
@@ -49,9 +69,13 @@ struct Demo: AsyncParsableCommand {
         configuration.brandMessageServiceID = Fixtures.brandMessageServiceID
         configuration.alimTalkServiceID = Fixtures.alimTalkServiceID
         configuration.logLevel = level
+        configuration.webhook = try WebhookTarget.load(
+            url: "http://127.0.0.1:\(receiverPort)/sensgate-events", secretFile: secretFile, owner: "demo", readFile: ConfigurationLoader.readTextFile)
+        // The spec's first poll is 2 s after acceptance; the demo polls after 1 s to finish sooner.
+        configuration.trackSchedule.first = .seconds(1)
 
         let logger = LogSetup.bootstrapJSON(level: level)
-        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let gateway = try Gateway(configuration: configuration, logger: logger, store: store)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.makeApplication { port in portContinuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -63,6 +87,7 @@ struct Demo: AsyncParsableCommand {
             let base = "http://127.0.0.1:\(port)"
             Console.out("sensgate demo: SENS-compatible upstream on http://127.0.0.1:\(mockPort), gateway on \(base)\n")
             await DemoTour(gatewayBase: base).run()
+            await DemoTour(gatewayBase: base).tracked(receiver: receiver)
             if once {
                 await group.triggerGracefulShutdown()
             } else {
@@ -71,11 +96,16 @@ struct Demo: AsyncParsableCommand {
                 Console.out("  curl -s '\(base)/v1/results/sms?requestId=RSMA-demo-0002'")
                 Console.out("  curl -s -X POST \(base)/v1/results:batch -d '{\"lookups\":[{\"channel\":\"alimtalk\",\"messageId\":\"at-delivered\"}]}'")
                 Console.out("  curl -s '\(base)/sms/v2/services/\(Fixtures.smsServiceID)/messages?requestId=RSMA-demo-0001'")
+                Console.out("  curl -s -H 'X-Sensgate-Track: true' \(base)/sms/v2/services/\(Fixtures.smsServiceID)/messages -d '{\"type\":\"SMS\",\"from\":\"0212345678\",\"content\":\"hi\",\"messages\":[{\"to\":\"01000003018\"}]}'")
+                Console.out("  (a webhook event is printed here when it completes; the last four digits pick the outcome: 3018 fails, 2003 is transient)")
                 Console.out("Press Ctrl-C to stop.")
             }
             try await tasks.waitForAll()
         }
+        await receiver.stop()
         await mock.stop()
+        await store.close()
+        try? FileManager.default.removeItem(atPath: dataDir)
         LogWriter.standardOutput.flush()
     }
 
@@ -175,6 +205,60 @@ struct DemoTour {
             Console.out("")
         }
         await client.shutdown()
+    }
+
+    /// Two tracked sends — an SMS, and an AlimTalk to someone without Kakao that falls back to SMS — followed by the
+    /// gateway to their final results, each pushed to the demo's webhook receiver as a signed event.
+    func tracked(receiver: WebhookReceiver) async {
+        guard let client = try? UpstreamClient(configuration: UpstreamConfiguration(baseURL: self.gatewayBase, requestTimeout: .seconds(40))) else { return }
+        Console.out("Tracked sends: the gateway follows each to its final result and pushes it to a webhook\n")
+        let sends: [(String, String, String)] = [
+            ("an SMS, tracked", "/sms/v2/services/\(Fixtures.smsServiceID)/messages",
+             #"{"type":"SMS","from":"0212345678","content":"Your parcel is on its way","messages":[{"to":"01012345678"}]}"#),
+            ("an AlimTalk to a number without Kakao (…3019), SMS failover on", "/alimtalk/v2/services/\(Fixtures.alimTalkServiceID)/messages",
+             #"{"plusFriendId":"@sensgate","templateCode":"ORDER_SHIPPED","messages":[{"to":"01000003019","content":"Your order has shipped","useSmsFailover":true}]}"#),
+        ]
+        var requestIds: [String] = []
+        for (number, send) in sends.enumerated() {
+            Console.out("── T\(number + 1). Send \(send.0)")
+            Console.out("   POST \(send.1)   X-Sensgate-Track: true")
+            do {
+                let response = try await client.execute(
+                    UpstreamRequest(method: "POST", target: send.1, headers: [("content-type", "application/json"), ("x-sensgate-track", "true")],
+                                    body: ByteBuffer(string: send.2)))
+                Console.out("   → HTTP \(response.status) \(Self.pretty(response.body).split(separator: "\n").joined(separator: " "))")
+                if case .string(let id)? = (try? JSONValue.parse(response.body.readableBytesView))?["requestId"] { requestIds.append(id) }
+            } catch {
+                Console.out("   → failed: \(error)")
+            }
+        }
+        Console.out("\n   Waiting for SENS to finish (GET /v1/requests/{requestId}?wait=30); events arrive at the webhook as they complete:\n")
+        for requestId in requestIds {
+            if let answer = try? await client.execute(UpstreamRequest(method: "GET", target: "/v1/requests/\(requestId)?wait=30")),
+                case .string(let state)? = (try? JSONValue.parse(answer.body.readableBytesView))?["state"]
+            {
+                Console.out("   request \(requestId): \(state)")
+            }
+        }
+        // The events go out right after the polls that completed them.
+        for _ in 0..<100 where receiver.deliveredIds.count < requestIds.count {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        Console.out("")
+        await client.shutdown()
+    }
+
+    /// One webhook event as the demo prints it.
+    static func describe(_ delivery: WebhookReceiver.Delivery) -> String {
+        let data = (try? JSONValue.parse(delivery.body))?["data"]
+        func text(_ value: JSONValue?) -> String {
+            if case .string(let text)? = value { return text }
+            return "–"
+        }
+        let code = data?["code"]
+        return "   ⇢ webhook \(delivery.id ?? "?") (signature \(delivery.signatureValid ? "verified" : "INVALID")): \(text(data?["channel"])) "
+            + "\(text(data?["messageId"])) \(text(data?["status"])), class \(text(data?["class"])), delivered via \(text(data?["deliveredVia"])), "
+            + "code \(text(code?["namespace"]))/\(text(code?["value"]))"
     }
 
     /// Two texts in columns, long lines wrapped inside their column.

@@ -12,7 +12,7 @@ struct Sensgate: AsyncParsableCommand {
         commandName: "sensgate",
         abstract: "A signing, normalizing gateway in front of Naver Cloud SENS.",
         version: sensgateVersion,
-        subcommands: [Serve.self, Demo.self, Mock.self, Lookup.self, Sign.self, Explain.self, Codes.self]
+        subcommands: [Serve.self, Demo.self, Mock.self, Lookup.self, Sign.self, Explain.self, Codes.self, Events.self, Track.self]
     )
 
     /// Parses and runs a subcommand; a usage error (unknown flag, missing value) is a bad setting: one line, exit 2.

@@ -36,6 +36,17 @@ public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStrin
         return "v1," + self.key.base64MAC(message)
     }
 
+    /// A new secret's text: `whsec_` and the base64 of 32 random bytes.
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var encoded = [UInt8](repeating: 0, count: 45)
+        let written = encoded.withUnsafeMutableBufferPointer { out in
+            key.withUnsafeBufferPointer { input in EVP_EncodeBlock(out.baseAddress, input.baseAddress, 32) }
+        }
+        return "whsec_" + String(decoding: encoded.prefix(Int(written)), as: UTF8.self)
+    }
+
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
     public var customMirror: Mirror { Mirror(self, children: []) }

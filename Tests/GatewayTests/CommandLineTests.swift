@@ -1,6 +1,8 @@
 import Foundation
 import SENSMock
 import Signing
+import Store
+import Logging
 import Testing
 
 /// The `sensgate` executable itself, run as a child process.
@@ -119,6 +121,42 @@ struct CommandLineTests {
         #expect(run.stdout.contains(#""class": "pending""#))
         #expect(run.stdout.contains(#""class": "permanent""#))
         #expect(run.stdout.contains(#""class": "success""#))
+        // The tracked SMS and the AlimTalk that fell back to SMS: each followed to the end and pushed, signed.
+        #expect(run.stdout.components(separatedBy: "(signature verified)").count == 3, "\(run.stdout.suffix(1500))")
+        #expect(run.stdout.contains("completed, class success, delivered via sms"))
+        #expect(!run.stdout.contains("INVALID"))
+    }
+
+    @Test("sensgate track and sensgate events read serve's store; --redeliver queues a failed event again")
+    func operatorTools() async throws {
+        let directory = NSTemporaryDirectory() + "sensgate-cli-\(UUID().uuidString)"
+        let store = try await SQLiteStore.open(directory: directory, logger: Logger(label: "test"))
+        try await store.track(TrackedRequest(requestId: "RCLI-1", channel: "sms", serviceId: "s", caller: "billing", acceptedAt: 1_000, nextPollAt: 0))
+        let claimed = try #require(try await store.claimDueRequests(now: 5_000, limit: 1, lease: 60_000).first)
+        let outcome = PollOutcome(
+            results: [StoredResult(messageId: "m-1", isFinal: true, json: #"{"messageId":"m-1","class":"success"}"#)], state: .completed,
+            nextPollAt: 0, eventBody: { #"{"type":"delivery.completed","data":\#($0.json)}"# })
+        #expect(try await store.recordPoll(claimed, outcome: outcome, now: 5_000))
+        let event = try #require(try await store.claimDueEvents(now: 6_000, limit: 1, lease: 60_000).first)
+        #expect(try await store.recordAttempt(event, delivered: false, retryAt: nil))
+        await store.close()
+
+        let track = try await Self.sensgate(["track", "RCLI-1", "--data-dir", directory])
+        #expect(track.status == 0, "\(track.stderr)")
+        #expect(track.stdout.contains(#""state": "completed""#))
+        #expect(track.stdout.contains("m-1"))
+        let missing = try await Self.sensgate(["track", "RCLI-404", "--data-dir", directory])
+        #expect(missing.status == 1)
+        let failed = try await Self.sensgate(["events", "--data-dir", directory])
+        #expect(failed.status == 0, "\(failed.stderr)")
+        #expect(failed.stdout.contains(event.id))
+        let queued = try await Self.sensgate(["events", "--data-dir", directory, "--redeliver", event.id])
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let pending = try await Self.sensgate(["events", "--data-dir", directory, "--state", "pending"])
+        #expect(pending.stdout.contains(event.id))
+        #expect(try await Self.sensgate(["events", "--data-dir", directory, "--redeliver", event.id]).status == 1)
+        #expect(try await Self.sensgate(["events", "--data-dir", "/nonexistent/store"]).status == 2)
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     @Test("--help and --version")

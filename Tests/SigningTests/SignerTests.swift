@@ -151,3 +151,14 @@ struct WebhookSecretTests {
         #expect(WebhookSecret("  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n") != nil)
     }
 }
+
+@Suite("Webhook secrets made by sensgate")
+struct WebhookSecretGenerationTests {
+    @Test("a generated secret parses, and two are never the same")
+    func generated() {
+        let one = WebhookSecret.generate()
+        #expect(one.hasPrefix("whsec_"))
+        #expect(WebhookSecret(one) != nil)
+        #expect(one != WebhookSecret.generate())
+    }
+}

@@ -25,7 +25,7 @@ public struct WebhookTarget: Sendable, Equatable, CustomStringConvertible {
     ///   - secretFile: A file holding a `whsec_…` secret.
     ///   - owner: Who the webhook is for, in errors (`caller billing`, `webhook-url`).
     /// - Throws: ``ConfigurationError`` in one line that names the setting and the file, never the secret or the query.
-    static func load(url: String, secretFile: String, owner: String, readFile: (String) throws -> String) throws(ConfigurationError) -> WebhookTarget {
+    public static func load(url: String, secretFile: String, owner: String, readFile: (String) throws -> String) throws(ConfigurationError) -> WebhookTarget {
         let problem = ConfigurationError("\(owner): the webhook must be an http:// or https:// URL with a host, without user info or a fragment")
         guard url.utf8.count <= 2048, url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !url.contains("#") else { throw problem }
         let lowered = url.lowercased()

@@ -1,45 +1,59 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Signing
+public import Signing
 import Synchronization
 
-/// A webhook receiver on loopback for tests: records every delivery, checks its Standard Webhooks signature, and
-/// answers from a script (e.g. 500 twice, then 200).
-final class WebhookReceiver: Sendable {
-    struct Delivery: Sendable {
-        var target: String
-        var id: String?
-        var timestamp: String?
-        var signature: String?
-        var body: [UInt8]
-        var signatureValid: Bool
+/// A webhook receiver on loopback for tests and the demo: records every delivery, checks its Standard Webhooks
+/// signature (PRODUCT.md §6), and answers from a script (e.g. 500 twice, then 200).
+public final class WebhookReceiver: Sendable {
+    /// One delivery as it arrived.
+    public struct Delivery: Sendable {
+        /// The request-target it was POSTed to.
+        public var target: String
+        public var id: String?
+        public var timestamp: String?
+        public var signature: String?
+        public var body: [UInt8]
+        /// Whether `webhook-signature` is the receiver's secret's signature of the id, timestamp and body.
+        public var signatureValid: Bool
         /// What the receiver answered.
-        var status: Int
-        var text: String { String(decoding: self.body, as: UTF8.self) }
+        public var status: Int
+        public var text: String { String(decoding: self.body, as: UTF8.self) }
     }
 
-    static let secretText = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    private let secret = WebhookSecret(WebhookReceiver.secretText)
+    /// The tests' secret (the Standard Webhooks specification's example).
+    public static let secretText = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    private let secret: WebhookSecret?
+    private let onDelivery: @Sendable (Delivery) -> Void
     private let state = Mutex<(deliveries: [Delivery], script: [Int], headers: [(String, String)])>(([], [], []))
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
 
+    /// - Parameters:
+    ///   - secret: The `whsec_` secret deliveries are verified with.
+    ///   - onDelivery: Called with each delivery as it arrives (the demo prints it).
+    public init(secret: String = WebhookReceiver.secretText, onDelivery: @escaping @Sendable (Delivery) -> Void = { _ in }) {
+        self.secret = WebhookSecret(secret)
+        self.onDelivery = onDelivery
+    }
+
     /// Answers the next deliveries with these statuses, then 200.
-    func answer(_ statuses: [Int], headers: [(String, String)] = []) {
+    public func answer(_ statuses: [Int], headers: [(String, String)] = []) {
         self.state.withLock { $0.script.append(contentsOf: statuses); $0.headers = headers }
     }
 
     /// From now on every delivery is answered 200.
-    func recover() {
+    public func recover() {
         self.state.withLock { $0.script.removeAll(); $0.headers = [] }
     }
 
-    var deliveries: [Delivery] { self.state.withLock { $0.deliveries } }
+    public var deliveries: [Delivery] { self.state.withLock { $0.deliveries } }
 
     /// The ids of the events answered 2xx.
-    var deliveredIds: Set<String> { Set(self.deliveries.filter { (200..<300).contains($0.status) }.compactMap(\.id)) }
+    public var deliveredIds: Set<String> { Set(self.deliveries.filter { (200..<300).contains($0.status) }.compactMap(\.id)) }
 
-    func start() async throws -> Int {
+    /// Starts listening on loopback. - Returns: The port.
+    public func start() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -53,7 +67,7 @@ final class WebhookReceiver: Sendable {
         return channel.localAddress?.port ?? 0
     }
 
-    func stop() async {
+    public func stop() async {
         let channel = self.channel.withLock { $0 }
         try? await channel?.close()
     }
@@ -66,12 +80,15 @@ final class WebhookReceiver: Sendable {
         if let secret = self.secret, let id, let timestamp, let seconds = Int64(timestamp), let signature {
             valid = constantTimeEquals(secret.signature(id: id, timestamp: seconds, body: body), signature)
         }
-        return self.state.withLock { state in
+        let (delivery, headers) = self.state.withLock { state in
             let (status, headers) = state.script.isEmpty ? (200, []) : (state.script.removeFirst(), state.headers)
-            state.deliveries.append(
-                Delivery(target: head.uri, id: id, timestamp: timestamp, signature: signature, body: body, signatureValid: valid, status: status))
-            return (status, headers)
+            let delivery = Delivery(
+                target: head.uri, id: id, timestamp: timestamp, signature: signature, body: body, signatureValid: valid, status: status)
+            state.deliveries.append(delivery)
+            return (delivery, headers)
         }
+        self.onDelivery(delivery)
+        return (delivery.status, headers)
     }
 
     private final class Handler: ChannelInboundHandler, Sendable {
