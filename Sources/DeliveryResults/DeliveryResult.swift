@@ -102,9 +102,9 @@ public struct DeliveryResult: Sendable, Equatable {
     public var status: DeliveryStatus { self.decidingAttempt?.status ?? .pending }
     public var resultClass: CodeClass { self.decidingAttempt?.resultClass ?? .unknown }
     public var code: DeliveryCode? { self.decidingAttempt?.code }
-    /// Whether SENS has reported all there is to know: completed, and not classed pending. A tracked message ends
-    /// with its final result (PRODUCT.md §6).
-    public var isFinal: Bool { self.status == .completed && self.resultClass != .pending }
+    /// Whether all there is to know is known: completed and not classed pending, or expired (the gateway stopped
+    /// following it). A tracked message ends with its final result (PRODUCT.md §6).
+    public var isFinal: Bool { (self.status == .completed && self.resultClass != .pending) || self.status == .expired }
 
     /// The result as reported when the gateway gives up following it: every attempt still pending becomes
     /// `expired`, class `unknown` (the message may yet arrive; nobody will know).

@@ -63,6 +63,10 @@ package struct SignedUpstream: Sendable {
     ///   - record: Where the upstream status is noted for the access log.
     /// - Returns: The last response SENS gave, whatever its status.
     /// - Throws: ``SENSCallFailure`` for a transport failure or a refusal by the gateway's own limits.
+    /// The route label of the gateway's own calls to SENS (the tracker's polls), admitted after caller traffic
+    /// (``UpstreamGuard/admit(_:background:now:)``).
+    package static let backgroundRoute = "tracker"
+
     package func send(_ request: UpstreamRequest, route: String, record: any SENSCallRecord) async throws(SENSCallFailure) -> UpstreamResponse {
         let cancellation = UpstreamCancellation()
         let result = await withTaskCancellationHandler {
@@ -100,7 +104,7 @@ package struct SignedUpstream: Sendable {
         let kind = UpstreamGuard.Kind(method: request.method)
         let admission: CircuitBreaker.Admission
         do {
-            admission = try self.limits.admit(kind)
+            admission = try self.limits.admit(kind, background: route == Self.backgroundRoute)
         } catch {
             self.metrics.recordRefusal(reason: error.metricLabel)
             completion(.failure(.refused(error)))

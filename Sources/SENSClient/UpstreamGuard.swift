@@ -42,7 +42,14 @@ package final class UpstreamGuard: Sendable {
 
     /// Lets one call through or says why not; a call let through must be followed by ``release(_:)``, and its outcome
     /// given to the breaker with the admission returned.
-    func admit(_ kind: Kind, now: ContinuousClock.Instant = .now) throws(Refusal) -> CircuitBreaker.Admission {
+    /// - Parameter background: The gateway's own call (the tracker's polls): caller traffic first, so it is let through
+    ///   only while it leaves half the bucket (a bucket of one token cannot keep a reserve) and half the lookup slots
+    ///   free.
+    func admit(_ kind: Kind, background: Bool = false, now: ContinuousClock.Instant = .now) throws(Refusal) -> CircuitBreaker.Admission {
+        if background {
+            if let bucket, bucket.burst >= 2, bucket.available(now: now) - 1 < bucket.burst / 2 { throw .rateLimited }
+            if self.lookupsInFlight.load(ordering: .relaxed) >= self.maxInFlight / 2 { throw .tooManyInFlight }
+        }
         let admission = try self.breaker.admit(now: now)
         if let bucket, !bucket.take(now: now) {
             self.breaker.abandon(admission, now: now)
@@ -85,6 +92,11 @@ package final class TokenBucket: Sendable {
         self.rate = rate
         self.burst = Double(burst)
         self.state = Mutex(State(tokens: Double(burst), updated: now))
+    }
+
+    /// The tokens there are now (without taking one).
+    func available(now: ContinuousClock.Instant = .now) -> Double {
+        self.state.withLock { state in min(self.burst, state.tokens + max(0, (now - state.updated).secondsValue) * self.rate) }
     }
 
     /// Takes one token if there is one.

@@ -11,9 +11,17 @@ struct Mock: AsyncParsableCommand {
         abstract: "Run the local SENS-compatible upstream (signature-verifying, with fixtures and faults) on loopback.",
         discussion: """
             It accepts the key pair in NCP_ACCESS_KEY and NCP_SECRET_KEY (or --secret-key-file), serves the fixtures \
-            of `sensgate demo`, and fails on purpose for message ids like fault-status-503, fault-delay-2000, fault-reset.
+            of `sensgate demo`, and fails on purpose for message ids like fault-status-503, fault-delay-2000, fault-reset. \
+            Sends (POST …/messages with "messages":[{"to":…}]) are READY, then PROCESSING, then complete after \
+            --delivery-delay; the recipient's last four digits pick the outcome: an SMS report code (3018, 2003, …) or a \
+            Kakao message code (3019, 3020, …) fails with that code, 9999 never completes, anything else is delivered; a \
+            Kakao message that fails with useSmsFailover falls back to an SMS (delivered, or failed with the four digits \
+            before the last four when they are an SMS report code).
             """
     )
+
+    @Option(name: .customLong("delivery-delay"), help: "Seconds a send takes to complete (default 3).")
+    var deliveryDelay: Double = 3
 
     @Option(help: "host:port to listen on.")
     var listen = "127.0.0.1:9080"
@@ -47,7 +55,11 @@ struct Mock: AsyncParsableCommand {
             Console.error(error.description)
             throw ExitCode(2)
         }
-        let mock = SENSMock(accessKey: accessKey, secretKey: secret)
+        guard self.deliveryDelay >= 0, self.deliveryDelay <= 86_400 else {
+            Console.error("--delivery-delay must be seconds from 0 to 86400")
+            throw ExitCode(2)
+        }
+        let mock = SENSMock(accessKey: accessKey, secretKey: secret, deliveryDelay: .milliseconds(Int64(self.deliveryDelay * 1000)))
         let bound = try await mock.start(host: host, port: port)
         Console.out("sensgate mock: SENS-compatible upstream on http://\(host):\(bound) (Ctrl-C to stop)")
         // Serve until SIGINT or SIGTERM.

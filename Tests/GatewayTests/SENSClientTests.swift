@@ -148,3 +148,34 @@ struct SENSClientTests {
         }
     }
 }
+
+/// Caller traffic first (PRODUCT.md §6): the tracker's calls take the shared budget only while half of it is free.
+@Suite("Admission: the gateway's own calls after the callers'")
+struct BackgroundAdmissionTests {
+    @Test("a background call is refused once half the bucket is spent; callers still get the other half")
+    func halfTheBucket() throws {
+        let start = ContinuousClock.now
+        let limits = UpstreamGuard(
+            rate: 0.001, burst: 10, maxInFlight: 100, breakerThreshold: 5, breakerCooldown: .seconds(5), probeDeadline: .seconds(10))
+        for _ in 0..<5 {
+            _ = try limits.admit(.lookup, now: start)
+            limits.release(.lookup)
+        }
+        #expect(throws: UpstreamGuard.Refusal.rateLimited) { _ = try limits.admit(.lookup, background: true, now: start) }
+        for _ in 0..<5 {
+            _ = try limits.admit(.lookup, now: start)
+            limits.release(.lookup)
+        }
+        #expect(throws: UpstreamGuard.Refusal.rateLimited) { _ = try limits.admit(.lookup, now: start) }
+    }
+
+    @Test("a background call is refused while half the lookup slots are taken")
+    func halfTheSlots() throws {
+        let limits = UpstreamGuard(rate: 0, burst: 1, maxInFlight: 4, breakerThreshold: 5, breakerCooldown: .seconds(5), probeDeadline: .seconds(10))
+        _ = try limits.admit(.lookup)
+        _ = try limits.admit(.lookup)
+        #expect(throws: UpstreamGuard.Refusal.tooManyInFlight) { _ = try limits.admit(.lookup, background: true) }
+        limits.release(.lookup)
+        _ = try limits.admit(.lookup, background: true)
+    }
+}

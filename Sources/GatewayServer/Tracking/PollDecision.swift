@@ -36,6 +36,7 @@ struct PollDecision {
                 latest[id] =
                     latest[id]?.expired()
                     ?? DeliveryResult.expired(
+                        // The channel was checked when the send was tracked (only sms, alimtalk, brandmessage are).
                         channel: DeliveryChannel(rawValue: request.channel) ?? .sms, serviceId: request.serviceId, messageId: id,
                         requestId: request.requestId)
             }
@@ -43,7 +44,7 @@ struct PollDecision {
         var results: [StoredResult] = []
         var newlyFinal: [DeliveryResult] = []
         for (id, result) in latest.sorted(by: { $0.key < $1.key }) {
-            let isFinal = result.isFinal || result.status == .expired
+            let isFinal = result.isFinal
             var json = JSONWriter(capacity: 1024)
             result.write(into: &json)
             results.append(StoredResult(messageId: id, isFinal: isFinal, json: String(decoding: json.bytes, as: UTF8.self)))

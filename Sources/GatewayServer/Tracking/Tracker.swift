@@ -99,7 +99,7 @@ struct Tracker: Service {
         if stored.isEmpty || channel != .sms {
             guard await self.takeBudget() else { return nil }
             let list = DeliveryLookup.Lookup(channel: channel, key: .request(request.requestId), serviceId: request.serviceId)
-            guard case .success(let (listed, _)) = await self.results.fetch(list, requestID: RequestID.generate(), on: eventLoop, route: "tracker")
+            guard case .success(let (listed, _)) = await self.results.fetch(list, requestID: RequestID.generate(), on: eventLoop, route: SignedUpstream.backgroundRoute)
             else { return [] }
             fresh = listed
             // Kakao lists carry each message's status; an SMS list only its ids.
@@ -109,7 +109,7 @@ struct Tracker: Service {
             guard await self.takeBudget() else { return nil }
             let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(messageId), serviceId: request.serviceId)
             guard case .success(let entry) = await self.results.message(
-                lookup, requestID: RequestID.generate(), record: RequestRecord(), on: eventLoop, route: "tracker")
+                lookup, requestID: RequestID.generate(), record: RequestRecord(), on: eventLoop, route: SignedUpstream.backgroundRoute)
             else { continue }
             fresh.removeAll { $0.messageId == messageId }
             fresh.append(entry.result)

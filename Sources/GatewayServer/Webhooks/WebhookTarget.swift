@@ -3,7 +3,7 @@ import UpstreamClient
 
 /// Where one caller's events go, and the secret they are signed with (PRODUCT.md §6): from configuration only, never
 /// from a request. Checked at start: a bad URL or an unreadable or malformed secret file stops `serve`.
-public struct WebhookTarget: Sendable, Equatable, CustomStringConvertible {
+public struct WebhookTarget: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// `scheme://host[:port]`: the webhook client's origin.
     public let origin: String
     /// The request-target: path and query.
@@ -14,6 +14,10 @@ public struct WebhookTarget: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL without its query (a query may carry a receiver's token): safe for logs and errors.
     public var description: String { self.origin + (self.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/") }
+
+    public var debugDescription: String { self.description }
+    /// `dump` and debuggers show the URL without its query, and no secret.
+    public var customMirror: Mirror { Mirror(self, children: ["url": self.description, "secretFile": self.secretFile]) }
 
     public static func == (lhs: WebhookTarget, rhs: WebhookTarget) -> Bool {
         lhs.origin == rhs.origin && lhs.target == rhs.target && lhs.secretFile == rhs.secretFile
