@@ -82,6 +82,7 @@ public struct Gateway: Sendable {
         self.results = DeliveryLookup(
             upstream: self.signed, configuration: configuration, normalizer: Normalizer(), metrics: self.metrics,
             cache: ResultCache(capacity: configuration.cacheSize, maxBytes: configuration.cacheBytes, ttl: configuration.cacheTTL),
+            waits: self.completions,
     )
     }
 
@@ -142,7 +143,7 @@ public struct Gateway: Sendable {
                 upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
                 tracking: Tracking(
                     store: self.store, trackByDefault: self.configuration.track, commitDeadline: self.configuration.trackCommitDeadline,
-                    schedule: self.configuration.trackSchedule, logger: self.logger)),
+                    schedule: self.configuration.trackSchedule, metrics: self.metrics, logger: self.logger)),
             results: self.results, requests: TrackedRequests(store: self.store, completions: self.completions),
             events: DeliveryEvents(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
@@ -171,7 +172,7 @@ public struct Gateway: Sendable {
                 HTTPServer(
                     host: self.configuration.listenHost, port: self.configuration.listenPort, routes: self.buildRoutes(),
                     limits: ConnectionLimits(clientTimeout: self.configuration.clientTimeout, maxConnections: self.configuration.maxConnections),
-                    logger: self.logger, onRunning: onServerRunning)
+                    logger: self.logger, onRunning: onServerRunning, onShutdown: { [completions] in completions.stopWaiting() })
             ],
             logger: self.logger)
     }

@@ -161,7 +161,8 @@ public protocol DeliveryStore: Sendable {
     /// from `now` (its `createdAt`). Returns whether there was such a failed event.
     func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool
 
-    /// Tracked requests and events, counted by state.
+    /// Tracked requests and events, counted by state; also the store's health check (it fails when the store cannot
+    /// be used).
     func counts() async throws(StoreError) -> StoreCounts
 
     /// Closes the store (pending writes are committed first).

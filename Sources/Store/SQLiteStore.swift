@@ -24,9 +24,13 @@ public final class SQLiteStore: DeliveryStore {
     private let threadPool: NIOThreadPool
     private let gate = TransactionGate()
 
-    private init(connection: SQLiteConnection, threadPool: NIOThreadPool) {
+    /// The store's file (checked by ``counts()``: a file removed under a running process is written into the void).
+    private let file: String
+
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, file: String) {
         self.connection = connection
         self.threadPool = threadPool
+        self.file = file
     }
 
     /// Opens (creating, or migrating) the store in `directory`, which is created if missing.
@@ -48,7 +52,7 @@ public final class SQLiteStore: DeliveryStore {
             try? await threadPool.shutdownGracefully()
             throw .unavailable("cannot open \(directory)/sensgate.sqlite: \(error)")
         }
-        let store = SQLiteStore(connection: connection, threadPool: threadPool)
+        let store = SQLiteStore(connection: connection, threadPool: threadPool, file: directory + "/sensgate.sqlite")
         do {
             try await store.prepare()
             if releasingClaims { try await store.releaseClaims() }
@@ -283,7 +287,10 @@ public final class SQLiteStore: DeliveryStore {
     /// An event's id: derived from what it is about, so that writing it again (a retried transaction, another
     /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message. 128 bits of SHA-256.
     public func counts() async throws(StoreError) -> StoreCounts {
-        try await self.transaction(readOnly: true) { () async throws(StoreError) -> StoreCounts in
+        guard access(self.file, W_OK) == 0 else {
+            throw .unavailable("the store's file \(self.file) is gone or not writable: \(String(cString: strerror(errno)))")
+        }
+        return try await self.transaction(readOnly: true) { () async throws(StoreError) -> StoreCounts in
             var counts = StoreCounts(requests: [:], events: [:])
             for row in try await self.rows("SELECT state, COUNT(*) AS n FROM tracked_requests GROUP BY state") {
                 guard let state = TrackedRequest.State(rawValue: try Self.text(row, "state")) else { continue }

@@ -138,6 +138,74 @@ struct TrackerTests {
         }
     }
 
+    @Test("GET /v1/results/{channel}/{id}?wait= answers when the message completes; waiters on one message share its polls")
+    func waitForMessage() async throws {
+        try await TestGateway.run(deliveryDelay: .milliseconds(1500), configure: Self.fast) { gw in
+            let sent = try await gw.send(
+                "POST", "/sms/v2/services/\(Fixtures.smsServiceID)/messages", headers: [("content-type", "application/json")],
+                body: MockDeliveryTests.send("sms", serviceId: Fixtures.smsServiceID, recipients: ["01012345678"]))
+            let requestId = try #require(try sent.json()["requestId"] as? String)
+            let messageId = "mock-sms-\(requestId.split(separator: "-").last ?? "")-1"
+            gw.mock.clearReceived()
+            let waiters = 20
+            let classes = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<waiters {
+                    group.addTask {
+                        let answer = try await RawHTTP.exchange(
+                            port: gw.port, "GET /v1/results/sms/\(messageId)?wait=30 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            timeout: .seconds(40))
+                        return try answer.json()["class"] as? String
+                    }
+                }
+                var classes: [String?] = []
+                for try await value in group { classes.append(value) }
+                return classes
+            }
+            #expect(classes.count == waiters)
+            #expect(classes.allSatisfy { $0 == "success" })
+            // One look each at first (joined where they overlap), then one per whole-second tick for all of them.
+            let looks = gw.mock.receivedRequests.filter { $0.target.hasSuffix("/\(messageId)") }.count
+            #expect(looks < 2 * waiters)
+            for bad in ["61", "%2B5", "abc", "-1"] {
+                #expect(try await gw.send("GET", "/v1/results/sms/\(messageId)?wait=\(bad)").status == 400)
+            }
+        }
+    }
+
+    @Test("graceful shutdown ends ?wait= at once: the waiter gets what is known, the server does not wait out the wait")
+    func shutdownEndsWaits() async throws {
+        let started = ContinuousClock.now
+        let (waiters, continuation) = AsyncStream.makeStream(of: Task<TestResponse?, Never>.self)
+        try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: Self.fast) { gw in
+            let requestId = try await Self.send(gw, to: ["01011119999"])  // never completes
+            let port = gw.port
+            continuation.yield(Task {
+                try? await RawHTTP.exchange(
+                    port: port, "GET /v1/requests/\(requestId)?wait=60 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(70))
+            })
+            continuation.finish()
+            try await waitUntil { try await gw.send("GET", "/metrics").text.contains("sensgate_http_requests_in_flight 2") }
+        }
+        #expect(ContinuousClock.now - started < .seconds(45))
+        var iterator = waiters.makeAsyncIterator()
+        let waiter = try #require(await iterator.next())
+        let response = try #require(await waiter.value)
+        #expect(response.status == 200)
+        #expect(try response.json()["state"] as? String == "tracking")
+    }
+
+    @Test("a store file removed under the running gateway: /readyz says the store is unavailable, traffic still flows")
+    func storeGone() async throws {
+        try await TestGateway.run(configure: Self.fast) { gw in
+            #expect(try await gw.send("GET", "/readyz").text == #"{"status":"ready"}"#)
+            try FileManager.default.removeItem(atPath: gw.dataDir + "/sensgate.sqlite")
+            try await waitUntil { try await gw.send("GET", "/readyz").text.contains(#""store":"unavailable""#) }
+            #expect(try await gw.send("GET", "/readyz").status == 200)
+            #expect(try await gw.send("GET", "/v1/results/sms/sms-delivered-0001").status == 200)
+            #expect(try await gw.send("GET", "/metrics").text.contains(#"sensgate_store_errors_total{operation="read"}"#))
+        }
+    }
+
     @Test("SENS failing polls (503, resets) delays the result but never loses the record")
     func failingPolls() async throws {
         try await TestGateway.run(deliveryDelay: .milliseconds(300), configure: Self.fast) { gw in

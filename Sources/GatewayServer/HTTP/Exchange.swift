@@ -62,3 +62,19 @@ struct Exchange: Sendable {
         return decoded
     }
 }
+
+extension Exchange {
+    /// The longest `?wait=`.
+    static let longestWait = 60
+
+    /// `?wait=SECONDS` (PRODUCT.md §6): 0 to 60 whole seconds, digits only; none is no wait.
+    func wait() throws(GatewayError) -> Duration {
+        guard let text = self.queryValue("wait") else { return .zero }
+        guard !text.isEmpty, text.utf8.count <= 2, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let seconds = Int(text), seconds <= Self.longestWait
+        else {
+            throw GatewayError(.invalidRequest, "wait must be whole seconds from 0 to \(Self.longestWait)")
+        }
+        return .seconds(seconds)
+    }
+}

@@ -25,6 +25,8 @@ struct HTTPServer: Service {
     let limits: ConnectionLimits
     let logger: Logger
     let onRunning: @Sendable (Int) async -> Void
+    /// Called when graceful shutdown begins, before connections drain (long waits are ended).
+    var onShutdown: @Sendable () -> Void = {}
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
@@ -72,6 +74,7 @@ struct HTTPServer: Service {
             try? await channel.close()
             throw error
         }
+        self.onShutdown()
         let closed = group.next().makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: closed)
         try await closed.futureResult.get()

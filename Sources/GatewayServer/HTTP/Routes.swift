@@ -91,6 +91,10 @@ struct Routes: Sendable {
             guard !self.breaker.isRefusing() else {
                 return .json(.serviceUnavailable, text: #"{"status":"upstream unreachable","circuit":"open"}"#)
             }
+            // The store's trouble is reported, not made a reason to stop traffic: passthrough and lookups need no store.
+            guard self.log.metrics.storeHealth.isAvailable || self.requests.store == nil else {
+                return .json(.ok, text: #"{"status":"ready","store":"unavailable"}"#)
+            }
             return .json(.ok, text: #"{"status":"ready"}"#)
         case "/metrics":
             let metrics = self.log.metrics

@@ -26,6 +26,7 @@ struct Tracking: Sendable {
     let commitDeadline: Duration
     /// When the record's first poll is due.
     let schedule: TrackSchedule
+    let metrics: GatewayMetrics
     let logger: Logger
 
     /// What a tracked send needs to become a record.
@@ -84,6 +85,7 @@ struct Tracking: Sendable {
                 try await store.track(request)
                 finish(requestId, nil)
             } catch {
+                self.metrics.recordStoreError(operation: "track")
                 finish("failed", "\(error)")
             }
         }

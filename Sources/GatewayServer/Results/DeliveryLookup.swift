@@ -3,6 +3,7 @@ import DeliveryResults
 import JSON
 import NIOCore
 import NIOHTTP1
+import Store
 import UpstreamClient
 
 /// The unified delivery-result routes of PRODUCT.md §4.2: look results up in SENS, normalize, classify.
@@ -15,6 +16,8 @@ struct DeliveryLookup: Sendable {
     let normalizer: Normalizer
     let metrics: GatewayMetrics
     let cache: ResultCache
+    /// Ends `?wait=` early on graceful shutdown.
+    let waits: Completions
     let coalescer = Coalescer<ResultCache.Key, Result<ResultCache.Entry, GatewayError>>()
 
     /// What to look up: one message, or every message of one request.
@@ -50,7 +53,7 @@ struct DeliveryLookup: Sendable {
 
     // MARK: Routes
 
-    /// `GET /v1/results/{channel}/{messageId}[?serviceId=…][&include=raw]`
+    /// `GET /v1/results/{channel}/{messageId}[?serviceId=…][&include=raw][&wait=SECONDS]`
     func one(_ exchange: Exchange, channel: Substring, messageId: Substring) throws(GatewayError) -> Reply {
         let channel = try Self.channel(String(channel))
         let messageId = try Self.identifier(String(messageId), name: "messageId")
@@ -58,15 +61,46 @@ struct DeliveryLookup: Sendable {
         let record = exchange.record
         try record.caller?.authorize(lookup.operation)
         let includeRaw = Self.includeRaw(exchange)
+        let wait = try exchange.wait()
         // A cached result is answered at once, on the event loop.
         if let key = lookup.cacheKey, let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
             self.count(hit.result, record: record)
             return .answer(Answer(status: .ok, contentType: "application/json", body: hit.body(includeRaw: includeRaw)))
         }
+        if wait > .zero {
+            return .later { responder in self.waitForFinal(lookup, wait: wait, includeRaw: includeRaw, record: record, responder: responder) }
+        }
         return .later { responder in
             self.message(lookup, requestID: record.requestID, record: record, on: responder.eventLoop) { outcome in
                 responder.onLoop {
+                    responder.answer(
+                        outcome.map { entry in
+                            self.count(entry.result, record: record)
+                            return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
+                        })
+                }
+            }
+        }
+    }
+
+    /// `?wait=`: looks again until the result is no longer pending or the wait ends. Every waiter looks on the same
+    /// whole-second ticks, so concurrent waiters on one message join one upstream call per tick (the coalescer).
+    private func waitForFinal(_ lookup: Lookup, wait: Duration, includeRaw: Bool, record: RequestRecord, responder: Responder) {
+        let deadline = ContinuousClock.now + wait
+        let key = "message:" + lookup.target
+        Task {
+            while true {
+                let outcome = await self.message(lookup, requestID: record.requestID, record: record, on: responder.eventLoop)
+                let left = deadline - .now
+                if case .success(let entry) = outcome, entry.result.status == .pending || entry.result.resultClass == .pending,
+                    left > .zero, !self.waits.isStopped
+                {
+                    let untilTick = Duration.milliseconds(1000 - Int64(StoreTime.now % 1000))
+                    await self.waits.wait(for: key, timeout: min(left, untilTick))
+                    continue
+                }
+                return responder.onLoop {
                     responder.answer(
                         outcome.map { entry in
                             self.count(entry.result, record: record)

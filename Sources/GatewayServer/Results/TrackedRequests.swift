@@ -16,12 +16,9 @@ struct TrackedRequests: Sendable {
     /// Signalled by the tracker when it closes a request.
     let completions: Completions
 
-    /// The longest `?wait=`.
-    static let longestWait = 60
-
     func one(_ exchange: Exchange, requestId: Substring) throws(GatewayError) -> Reply {
         let requestId = try DeliveryLookup.identifier(String(requestId), name: "requestId")
-        let wait = try Self.wait(exchange)
+        let wait = try exchange.wait()
         guard let store = self.store else { throw Self.notTracked }
         let caller = exchange.record.caller?.name ?? "anonymous"
         let completions = self.completions
@@ -34,7 +31,7 @@ struct TrackedRequests: Sendable {
                             return responder.answer(.failure(Self.notTracked))
                         }
                         let left = deadline - .now
-                        guard request.state == .tracking, left > .zero else {
+                        guard request.state == .tracking, left > .zero, !completions.isStopped else {
                             return responder.answer(.success(.json(.ok, Self.body(request, results: results))))
                         }
                         await completions.wait(for: requestId, timeout: min(left, .seconds(1)))
@@ -44,15 +41,6 @@ struct TrackedRequests: Sendable {
                 }
             }
         }
-    }
-
-    /// `?wait=SECONDS`: 0 to 60 whole seconds; none is no wait.
-    static func wait(_ exchange: Exchange) throws(GatewayError) -> Duration {
-        guard let text = exchange.queryValue("wait") else { return .zero }
-        guard let seconds = Int(text), (0...Self.longestWait).contains(seconds) else {
-            throw GatewayError(.invalidRequest, "wait must be whole seconds from 0 to \(Self.longestWait)")
-        }
-        return .seconds(seconds)
     }
 
     private static var notTracked: GatewayError { GatewayError(.notFound, "no tracked request with this requestId") }

@@ -119,6 +119,7 @@ public struct GatewayMetrics: Sendable {
 
     /// The store's contents (PRODUCT.md §6): tracked requests by state, and the webhook backlog (pending events).
     func recordStore(_ counts: StoreCounts) {
+        self.storeHealth.succeeded()
         for state in [TrackedRequest.State.tracking, .completed, .expired] {
             Gauge(label: "sensgate_tracked_requests", dimensions: [("state", state.rawValue)], factory: self.factory).record(counts.requests[state] ?? 0)
         }
@@ -126,8 +127,12 @@ public struct GatewayMetrics: Sendable {
         Gauge(label: "sensgate_webhook_failed_events", factory: self.factory).record(counts.events[.failed] ?? 0)
     }
 
+    /// Whether the store works, as last seen (``StoreHealth``), for `/readyz`.
+    let storeHealth = StoreHealth()
+
     /// A store operation that failed (`track`, `poll`, `claim`, `attempt`, `read`).
     func recordStoreError(operation: String) {
+        self.storeHealth.failed()
         Counter(label: "sensgate_store_errors_total", dimensions: [("operation", operation)], factory: self.factory).increment()
     }
 

@@ -44,6 +44,8 @@ struct TestGateway: Sendable {
     let gateway: Gateway
     /// The gateway's store, a SQLite file in a directory of the test's own.
     let store: SQLiteStore
+    /// The store's directory.
+    let dataDir: String
 
     /// Runs `body` against a fresh mock and gateway, and stops both afterwards.
     /// - Parameters:
@@ -80,7 +82,8 @@ struct TestGateway: Sendable {
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(level: .trace)
-        let store = try await SQLiteStore.open(directory: NSTemporaryDirectory() + "sensgate-test-\(UUID().uuidString)", logger: logger)
+        let dataDir = NSTemporaryDirectory() + "sensgate-test-\(UUID().uuidString)"
+        let store = try await SQLiteStore.open(directory: dataDir, logger: logger)
         let gateway = try Gateway(configuration: configuration, logger: logger, logSink: { logs.append($0) }, store: store)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.makeApplication { port in portContinuation.yield(port) }
@@ -90,7 +93,7 @@ struct TestGateway: Sendable {
             var iterator = ports.makeAsyncIterator()
             let port = try #require(await iterator.next())
             let client = try UpstreamClient(configuration: UpstreamConfiguration(baseURL: "http://127.0.0.1:\(port)", requestTimeout: .seconds(20)))
-            let running = TestGateway(mock: mock, port: port, client: client, logs: logs, gateway: gateway, store: store)
+            let running = TestGateway(mock: mock, port: port, client: client, logs: logs, gateway: gateway, store: store, dataDir: dataDir)
             do {
                 try await body(running)
             } catch {
