@@ -32,6 +32,7 @@ struct TrackedRequests: Sendable {
                         }
                         let left = deadline - .now
                         guard request.state == .tracking, left > .zero, !completions.isStopped else {
+                            guard results.allSatisfy({ TrackingJSON.isJSON($0.json) }) else { return responder.answer(.failure(TrackingJSON.damaged)) }
                             return responder.answer(.success(.json(.ok, Self.body(request, results: results))))
                         }
                         await completions.wait(for: requestId, timeout: min(left, .seconds(1)))

@@ -29,6 +29,7 @@ struct DeliveryEvents: Sendable {
             Task {
                 do {
                     let events = try await store.events(state: state, caller: caller, limit: limit)
+                    guard events.allSatisfy({ TrackingJSON.isJSON($0.body) }) else { return responder.answer(.failure(TrackingJSON.damaged)) }
                     responder.answer(.success(.json(.ok, Self.body(events))))
                 } catch {
                     responder.answer(.failure(Self.unavailable))
