@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-public import Signing
+import Signing
 import Synchronization
 
 /// A webhook receiver on loopback for tests and the demo: records every delivery, checks its Standard Webhooks

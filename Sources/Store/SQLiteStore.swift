@@ -23,6 +23,8 @@ public final class SQLiteStore: DeliveryStore {
     private let connection: SQLiteConnection
     private let threadPool: NIOThreadPool
     private let gate = TransactionGate()
+    /// Records waiting for the next group commit, and whether a commit is under way.
+    private let pendingTracks = Mutex<(waiting: [(TrackedRequest, CheckedContinuation<Result<Void, StoreError>, Never>)], flushing: Bool)>(([], false))
 
     /// The store's file (checked by ``counts()``: a file removed under a running process is written into the void).
     private let file: String
@@ -127,19 +129,57 @@ public final class SQLiteStore: DeliveryStore {
     // MARK: Tracked requests
 
     public func track(_ request: TrackedRequest) async throws(StoreError) {
-        try await self.transaction { () async throws(StoreError) in
-            _ = try await self.rows(
-                """
-                INSERT OR IGNORE INTO tracked_requests
-                    (request_id, channel, service_id, caller, accepted_at, reserve_at, next_poll_at, polls, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    .text(request.requestId), .text(request.channel), .text(request.serviceId), .text(request.caller),
-                    .integer(.init(request.acceptedAt)), request.reserveAt.map { .integer(.init($0)) } ?? .null,
-                    .integer(.init(request.nextPollAt)), .integer(.init(request.polls)), .text(request.state.rawValue),
-                ])
+        // Group commit: records that arrive while a commit is under way are written together in the next one, so the
+        // sends waiting on them share one transaction (one at a time is what SQLite allows).
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, StoreError>, Never>) in
+            let startsFlush = self.pendingTracks.withLock { state -> Bool in
+                state.waiting.append((request, continuation))
+                guard !state.flushing else { return false }
+                state.flushing = true
+                return true
+            }
+            if startsFlush { Task { await self.flushTracks() } }
         }
+        try result.get()
+    }
+
+    /// Commits the records waiting, batch after batch, until none is left.
+    private func flushTracks() async {
+        while true {
+            let batch = self.pendingTracks.withLock { state -> [(TrackedRequest, CheckedContinuation<Result<Void, StoreError>, Never>)] in
+                guard !state.waiting.isEmpty else {
+                    state.flushing = false
+                    return []
+                }
+                defer { state.waiting.removeAll(keepingCapacity: true) }
+                return state.waiting
+            }
+            guard !batch.isEmpty else { return }
+            let outcome: Result<Void, StoreError>
+            do {
+                try await self.transaction { () async throws(StoreError) in
+                    for (request, _) in batch { try await self.insert(request) }
+                }
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            for (_, continuation) in batch { continuation.resume(returning: outcome) }
+        }
+    }
+
+    private func insert(_ request: TrackedRequest) async throws(StoreError) {
+        _ = try await self.rows(
+            """
+            INSERT OR IGNORE INTO tracked_requests
+                (request_id, channel, service_id, caller, accepted_at, reserve_at, next_poll_at, polls, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(request.requestId), .text(request.channel), .text(request.serviceId), .text(request.caller),
+                .integer(.init(request.acceptedAt)), request.reserveAt.map { .integer(.init($0)) } ?? .null,
+                .integer(.init(request.nextPollAt)), .integer(.init(request.polls)), .text(request.state.rawValue),
+            ])
     }
 
     public func request(id: String) async throws(StoreError) -> (TrackedRequest, [StoredResult])? {

@@ -51,11 +51,13 @@ struct TrackingTests {
     @Test("a stored row that is not JSON (a damaged store) is a classified 503, never a broken answer")
     func damagedRow() async throws {
         try await TestGateway.run { gw in
-            try await gw.store.track(TrackedRequest(requestId: "RDAMAGED-1", channel: "sms", serviceId: "s", caller: "anonymous", acceptedAt: 0, nextPollAt: 0))
-            let claimed = try #require(try await gw.store.claimDueRequests(now: 1, limit: 10, lease: 60_000).first { $0.requestId == "RDAMAGED-1" })
+            // Due only far in the future, so the gateway's own tracker leaves it to the test.
+            let far: StoreTime = 4_000_000_000_000
+            try await gw.store.track(TrackedRequest(requestId: "RDAMAGED-1", channel: "sms", serviceId: "s", caller: "anonymous", acceptedAt: 0, nextPollAt: far))
+            let claimed = try #require(try await gw.store.claimDueRequests(now: far, limit: 10, lease: 60_000).first { $0.requestId == "RDAMAGED-1" })
             let outcome = PollOutcome(
-                results: [StoredResult(messageId: "m", isFinal: false, json: "{not json")], state: .tracking, nextPollAt: .max, eventBody: { _ in "" })
-            #expect(try await gw.store.recordPoll(claimed, outcome: outcome, now: 1))
+                results: [StoredResult(messageId: "m", isFinal: false, json: "{not json")], state: .tracking, nextPollAt: far + 1, eventBody: { _ in "" })
+            #expect(try await gw.store.recordPoll(claimed, outcome: outcome, now: far))
             let answer = try await gw.send("GET", "/v1/requests/RDAMAGED-1")
             #expect(answer.status == 503)
             #expect(try answer.error().code == "store_unavailable")

@@ -64,8 +64,10 @@ final class ConnectProxy: Sendable {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
-            try await toClient.write(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n"))
+            // The upstream channel is handed to executeThenClose before anything else can throw: an NIOAsyncChannel
+            // dropped unfinished is a fatal error (a client that left before the 200 crashed the test process).
             try await upstream.executeThenClose { fromUpstream, toUpstream in
+                try await toClient.write(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n"))
                 try await withThrowingTaskGroup(of: Void.self) { relay in
                     relay.addTask {
                         for try await chunk in fromUpstream { try await toClient.write(chunk) }
