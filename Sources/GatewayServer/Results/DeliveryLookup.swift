@@ -3,6 +3,7 @@ import DeliveryResults
 import JSON
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import Store
 import UpstreamClient
 
@@ -65,7 +66,7 @@ struct DeliveryLookup: Sendable {
         // A cached result is answered at once, on the event loop.
         if let key = lookup.cacheKey, let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
-            self.count(hit.result, record: record)
+            self.count(hit, record: record)
             return .answer(Answer(status: .ok, contentType: "application/json", body: hit.body(includeRaw: includeRaw)))
         }
         if wait > .zero {
@@ -76,7 +77,7 @@ struct DeliveryLookup: Sendable {
                 responder.onLoop {
                     responder.answer(
                         outcome.map { entry in
-                            self.count(entry.result, record: record)
+                            self.count(entry, record: record)
                             return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
                         })
                 }
@@ -103,7 +104,7 @@ struct DeliveryLookup: Sendable {
                 return responder.onLoop {
                     responder.answer(
                         outcome.map { entry in
-                            self.count(entry.result, record: record)
+                            self.count(entry, record: record)
                             return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
                         })
                 }
@@ -200,7 +201,7 @@ struct DeliveryLookup: Sendable {
             for outcome in outcomes.value {
                 switch outcome {
                 case .success(let entry)?:
-                    self.count(entry.result, record: nil)
+                    self.count(entry, record: nil)
                     json.raw(entry.body(includeRaw: includeRaw).readableBytesView)
                 case .failure(let error)?:
                     error.write(into: &json, requestID: requestID)
@@ -265,7 +266,7 @@ struct DeliveryLookup: Sendable {
                 }
                 var json = JSONWriter(capacity: 1024)
                 result.write(into: &json)
-                let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes)
+                let entry = ResultCache.Entry(result: result, raw: raw, json: json.bytes, series: self.series(of: result))
                 self.cache.put(key, entry)
                 return .success(entry)
             }
@@ -401,10 +402,21 @@ struct DeliveryLookup: Sendable {
     // MARK: Output
 
     func count(_ result: DeliveryResult, record: RequestRecord?) {
+        self.series(of: result).increment()
+        record?.resultClass = result.resultClass.rawValue
+    }
+
+    /// A cached result counts in the series it keeps (found once), not by a lookup per hit.
+    func count(_ entry: ResultCache.Entry, record: RequestRecord?) {
+        if let series = entry.series { series.increment() } else { self.series(of: entry.result).increment() }
+        record?.resultClass = entry.result.resultClass.rawValue
+    }
+
+    /// The `sensgate_delivery_results_total` series of a result: only codes in the table are label values.
+    func series(of result: DeliveryResult) -> Prometheus.Counter {
         let code = result.code
-        self.metrics.recordResult(
+        return self.metrics.resultSeries(
             channel: result.channel.rawValue, namespace: code?.namespace.rawValue ?? "none",
             code: code.map { $0.known ? $0.value : "unknown" } ?? "none", resultClass: result.resultClass.rawValue)
-        record?.resultClass = result.resultClass.rawValue
     }
 }

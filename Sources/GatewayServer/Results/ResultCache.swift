@@ -1,6 +1,7 @@
 import DeliveryResults
 import JSON
 import NIOCore
+import Prometheus
 import Synchronization
 
 /// Completed delivery results, kept for a while: a completed result never changes upstream, so repeats are served
@@ -15,17 +16,21 @@ final class ResultCache: Sendable {
         var messageId: String
     }
 
-    struct Entry: Sendable {
-        var result: DeliveryResult
+    /// Immutable and shared: a hit hands out one reference, not a copy of the result's many strings.
+    final class Entry: Sendable {
+        let result: DeliveryResult
         /// SENS's body, for `include=raw`.
-        var raw: [UInt8]
+        let raw: [UInt8]
         /// The unified JSON without `raw`, written once; answered as it is (a buffer is shared, not copied).
-        var json: ByteBuffer
+        let json: ByteBuffer
+        /// The `sensgate_delivery_results_total` series this result counts in, found once when it is made.
+        let series: Prometheus.Counter?
 
-        init(result: DeliveryResult, raw: [UInt8], json: [UInt8]) {
+        init(result: DeliveryResult, raw: [UInt8], json: [UInt8], series: Prometheus.Counter? = nil) {
             self.result = result
             self.raw = raw
             self.json = ByteBuffer(bytes: json)
+            self.series = series
         }
 
         /// What the entry costs the cache's byte bound: its two bodies, and the result they were made from (about the
@@ -160,12 +165,15 @@ final class ResultCache: Sendable {
             if self.tail < 0 { self.tail = slot }
         }
 
+        /// What a free slot holds.
+        private static let vacant = Entry(result: DeliveryResult.expired(channel: .sms, serviceId: "", messageId: "", requestId: ""), raw: [], json: [])
+
         private mutating func remove(_ slot: Int) {
             self.unlink(slot)
             self.index[self.nodes[slot].key] = nil
             self.bytes -= self.nodes[slot].entry.weight
-            // Drop the entry's buffers now rather than when the slot is reused.
-            self.nodes[slot].entry = Entry(result: self.nodes[slot].entry.result, raw: [], json: [])
+            // Drop the entry now rather than when the slot is reused.
+            self.nodes[slot].entry = Self.vacant
             self.free.append(slot)
         }
     }

@@ -22,6 +22,7 @@ public struct GatewayMetrics: Sendable {
     private let upstreamDurations = SeriesCache<String, DurationHistogram>()
     private let results = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let cacheLookups = SeriesCache<String, Prometheus.Counter>()
+    private let cacheHits: Prometheus.Counter
     private let deliveries = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let deliveryTimes = SeriesCache<String, DurationHistogram>()
     private let webhookDeliveries = SeriesCache<String, Prometheus.Counter>()
@@ -59,6 +60,9 @@ public struct GatewayMetrics: Sendable {
         self.registry = registry
         self.factory = factory
         self.inFlight = Meter(label: "sensgate_http_requests_in_flight", factory: factory)
+        self.cacheHits = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "sensgate_result_cache_total", unitName: "", helpText: "Single-message lookups: hit, miss or coalesced."),
+            labels: [("outcome", "hit")])
         Gauge(label: "sensgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 
@@ -87,11 +91,16 @@ public struct GatewayMetrics: Sendable {
     /// One delivery result served, by channel, code namespace, code and class. Only codes in the table become
     /// label values (a bounded set); any other code is counted as `unknown`.
     func recordResult(channel: String, namespace: String, code: String, resultClass: String) {
+        self.resultSeries(channel: channel, namespace: namespace, code: code, resultClass: resultClass).increment()
+    }
+
+    /// The series ``recordResult(channel:namespace:code:resultClass:)`` counts in, for a cached result to keep.
+    func resultSeries(channel: String, namespace: String, code: String, resultClass: String) -> Prometheus.Counter {
         self.results.series(for: ResultLabels(channel: channel, namespace: namespace, code: code, resultClass: resultClass)) {
             self.counter(
                 "sensgate_delivery_results_total", help: "Delivery results served, by channel, code and class.",
                 [("channel", channel), ("namespace", namespace), ("code", code), ("class", resultClass)])
-        }.increment()
+        }
     }
 
     /// A tracked message reached its final outcome (PRODUCT.md §6): the delivery rate of everything sent through the
@@ -154,6 +163,8 @@ public struct GatewayMetrics: Sendable {
     /// One single-message lookup: served from the cache (`hit`), shared with an identical one in flight
     /// (`coalesced`), or sent to SENS (`miss`).
     func recordCache(outcome: String) {
+        // A hit, the hot case, is counted without a lookup.
+        if outcome == "hit" { return self.cacheHits.increment() }
         self.cacheLookups.series(for: outcome) {
             self.counter("sensgate_result_cache_total", help: "Single-message lookups: hit, miss or coalesced.", [("outcome", outcome)])
         }.increment()
