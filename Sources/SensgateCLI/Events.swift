@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import GatewayServer
 import JSON
+import Signing
 import Store
 
 /// Where the operator tools find the store: `--data-dir`, else `SENSGATE_DATA_DIR`, else `./sensgate-data`.
@@ -50,7 +51,7 @@ struct Events: AsyncParsableCommand {
         defer { Task { await store.close() } }
         do {
             if let id = self.redeliver {
-                guard try await store.redeliver(eventId: id, caller: self.caller, now: Self.now()) else {
+                guard try await store.redeliver(eventId: id, caller: self.caller, now: Signer.nowMilliseconds()) else {
                     Console.error("no failed event \(id)")
                     await store.close()
                     throw ExitCode(1)
@@ -68,9 +69,6 @@ struct Events: AsyncParsableCommand {
         await store.close()
     }
 
-    static func now() -> StoreTime {
-        StoreTime((Date().timeIntervalSince1970 * 1000).rounded())
-    }
 }
 
 /// `sensgate track <requestId>`: one tracked request as the store has it.

@@ -165,12 +165,15 @@ final class HMACKey: @unchecked Sendable {
                 && EVP_DigestFinal_ex(context, out.baseAddress, &length) == 1 && length == 32
         }
         precondition(ok, "HMAC-SHA256 failed in libcrypto")
-        // 32 bytes encode to 44 base64 characters plus the NUL that EVP_EncodeBlock writes.
-        var encoded = [UInt8](repeating: 0, count: 45)
+        return Self.base64(digest)
+    }
+
+    /// Standard base64 with padding, through libcrypto.
+    static func base64(_ bytes: [UInt8]) -> String {
+        // Every 3 bytes encode to 4 characters, plus the NUL that EVP_EncodeBlock writes.
+        var encoded = [UInt8](repeating: 0, count: (bytes.count + 2) / 3 * 4 + 1)
         let written = encoded.withUnsafeMutableBufferPointer { out in
-            digest.withUnsafeBufferPointer { input in
-                EVP_EncodeBlock(out.baseAddress, input.baseAddress, 32)
-            }
+            bytes.withUnsafeBufferPointer { input in EVP_EncodeBlock(out.baseAddress, input.baseAddress, Int32(input.count)) }
         }
         return String(decoding: encoded[0..<Int(written)], as: UTF8.self)
     }

@@ -40,11 +40,7 @@ public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStrin
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        var encoded = [UInt8](repeating: 0, count: 45)
-        let written = encoded.withUnsafeMutableBufferPointer { out in
-            key.withUnsafeBufferPointer { input in EVP_EncodeBlock(out.baseAddress, input.baseAddress, 32) }
-        }
-        return "whsec_" + String(decoding: encoded.prefix(Int(written)), as: UTF8.self)
+        return "whsec_" + HMACKey.base64(key)
     }
 
     public var description: String { "<redacted>" }

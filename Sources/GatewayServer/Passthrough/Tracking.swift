@@ -3,6 +3,7 @@ import JSON
 import Logging
 import NIOCore
 import NIOHTTP1
+import Signing
 import Store
 import Synchronization
 import UpstreamClient
@@ -113,10 +114,11 @@ struct Tracking: Sendable {
 }
 
 extension StoreTime {
-    /// Now, in milliseconds since the Unix epoch.
-    static var now: StoreTime {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return StoreTime(now.tv_sec) * 1000 + StoreTime(now.tv_nsec / 1_000_000)
+    /// Now, in milliseconds since the Unix epoch (the signer's clock: one reading of the wall clock in the process).
+    static var now: StoreTime { Signer.nowMilliseconds() }
+
+    /// The time as RFC 3339 UTC with milliseconds, as the log lines write it.
+    var rfc3339: String {
+        JSONLogLine.timestamp(seconds: time_t(self / 1000), milliseconds: Int(self % 1000))
     }
 }

@@ -66,23 +66,22 @@ struct DeliveryLookup: Sendable {
         // A cached result is answered at once, on the event loop.
         if let key = lookup.cacheKey, let hit = self.cache.get(key) {
             self.metrics.recordCache(outcome: "hit")
-            self.count(hit, record: record)
-            return .answer(Answer(status: .ok, contentType: "application/json", body: hit.body(includeRaw: includeRaw)))
+            return .answer(self.answer(hit, includeRaw: includeRaw, record: record))
         }
         if wait > .zero {
             return .later { responder in self.waitForFinal(lookup, wait: wait, includeRaw: includeRaw, record: record, responder: responder) }
         }
         return .later { responder in
             self.message(lookup, requestID: record.requestID, record: record, on: responder.eventLoop) { outcome in
-                responder.onLoop {
-                    responder.answer(
-                        outcome.map { entry in
-                            self.count(entry, record: record)
-                            return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
-                        })
-                }
+                responder.onLoop { responder.answer(outcome.map { self.answer($0, includeRaw: includeRaw, record: record) }) }
             }
         }
+    }
+
+    /// One message's answer: its JSON, counted.
+    private func answer(_ entry: ResultCache.Entry, includeRaw: Bool, record: RequestRecord) -> Answer {
+        self.count(entry, record: record)
+        return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
     }
 
     /// `?wait=`: looks again until the result is no longer pending or the wait ends. Every waiter looks on the same
@@ -101,13 +100,7 @@ struct DeliveryLookup: Sendable {
                     await self.waits.wait(for: key, timeout: min(left, untilTick))
                     continue
                 }
-                return responder.onLoop {
-                    responder.answer(
-                        outcome.map { entry in
-                            self.count(entry, record: record)
-                            return Answer(status: .ok, contentType: "application/json", body: entry.body(includeRaw: includeRaw))
-                        })
-                }
+                return responder.onLoop { responder.answer(outcome.map { self.answer($0, includeRaw: includeRaw, record: record) }) }
             }
         }
     }

@@ -61,7 +61,7 @@ struct TrackedRequests: Sendable {
         json.key(literal: "state")
         json.string(request.state.rawValue)
         json.key(literal: "acceptedAt")
-        json.string(JSONLogLine.timestamp(seconds: time_t(request.acceptedAt / 1000), milliseconds: Int(request.acceptedAt % 1000)))
+        json.string(request.acceptedAt.rfc3339)
         json.key(literal: "results")
         json.beginArray()
         for result in results { json.raw(result.json.utf8) }

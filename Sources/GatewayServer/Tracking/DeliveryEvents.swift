@@ -93,9 +93,9 @@ struct DeliveryEvents: Sendable {
             json.key(literal: "attempts")
             json.int(event.attempts)
             json.key(literal: "createdAt")
-            json.string(Self.time(event.createdAt))
+            json.string(event.createdAt.rfc3339)
             json.key(literal: "nextAttemptAt")
-            json.string(Self.time(event.nextAttemptAt))
+            json.string(event.nextAttemptAt.rfc3339)
             json.key(literal: "event")
             json.raw(event.body.utf8)
             json.endObject()
@@ -105,7 +105,4 @@ struct DeliveryEvents: Sendable {
         return json.bytes
     }
 
-    static func time(_ time: StoreTime) -> String {
-        JSONLogLine.timestamp(seconds: time_t(time / 1000), milliseconds: Int(time % 1000))
-    }
 }

@@ -61,7 +61,7 @@ struct Tracker: Service {
         guard let fresh = await self.read(request, stored: stored) else { return }
         let now = StoreTime.now
         let decision = PollDecision.decide(request, stored: stored, fresh: fresh, now: now, schedule: self.schedule)
-        let timestamp = JSONLogLine.timestamp(seconds: time_t(now / 1000), milliseconds: Int(now % 1000))
+        let timestamp = now.rfc3339
         let outcome = PollOutcome(
             results: decision.results, state: decision.state, nextPollAt: decision.nextPollAt,
             makesEvents: self.webhooks.target(for: request.caller) != nil, eventBody: { PollDecision.eventBody($0, timestamp: timestamp) })
