@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# What tracking costs, measured on loopback against the SENS mock (release build, as the image builds it):
-#   1. latency of a send, untracked vs tracked (the record committed before the 202), with wrk;
+# What tracking and idempotency keys cost, measured on loopback against the SENS mock (release build, as the image
+# builds it):
+#   1. latency of a send, untracked vs tracked (the record committed before the 202) vs keyed (the key claimed
+#      before the send and its answer committed before the 202) vs both, and of a replay, with wrk;
 #   2. SENS calls per tracked message (the tracker's calls counted in /metrics), SMS and AlimTalk;
 #   3. RSS with N tracked requests open (recipients ending 9999 never complete).
 #   scripts/tracking-cost.sh [open requests, default 10000]
@@ -22,21 +24,34 @@ sms="ncp:sms:kr:500000000001:sens"; at="ncp:kkobizmsg:kr:270000000007:sens"
 trap 'kill $gw_pid $mock_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
 metric() { curl -s "http://127.0.0.1:$gw/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
-send_lua() {  # header value, recipient → a wrk script that POSTs one SMS send per request
+send_lua() {  # name, track header value, recipient, keys (none, unique: a new key per request, same: one key) → a wrk script
   cat > "$work/send-$1.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"$2"}]}'
+wrk.body = '{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"$3"}]}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Sensgate-Track"] = "$1"
+wrk.headers["X-Sensgate-Track"] = "$2"
+local keys, run, count = "$4", "$RANDOM$RANDOM", 0
+if keys == "same" then wrk.headers["Idempotency-Key"] = "replayed-" .. run end
+request = function()
+  if keys == "unique" then
+    count = count + 1
+    wrk.headers["Idempotency-Key"] = "key-" .. run .. "-" .. count
+  end
+  return wrk.format()
+end
 LUA
 }
-send_lua false 01012345678; send_lua true 01011119999
-echo "1. latency of a send (wrk -t1 -c8 -d5s; tracked: the SQLite commit before the 202)"
-for kind in false true; do
+send_lua false false 01012345678 none; send_lua true true 01011119999 none
+send_lua keyed false 01012345678 unique; send_lua keyed-tracked true 01011119999 unique; send_lua replay false 01012345678 same
+echo "1. latency of a send (wrk -t1 -c8 -d5s; tracked: the record's commit before the 202; keyed: the key's claim before"
+echo "   the send and its answer's commit before the 202, a new key per request; replay: one key, answered from the store)"
+for kind in false true keyed keyed-tracked replay; do
   wrk -t1 -c8 -d5s --latency -s "$work/send-$kind.lua" "http://127.0.0.1:$gw/sms/v2/services/$sms/messages" > "$work/wrk-$kind.txt"
-  printf '   tracked=%-5s %10s req/s  p50 %8s  p99 %8s\n' "$kind" "$(awk '/Requests\/sec/ {print $2}' "$work/wrk-$kind.txt")" \
+  printf '   %-14s %10s req/s  p50 %8s  p99 %8s\n' "$(case $kind in false) echo untracked;; true) echo tracked;; *) echo $kind;; esac)" \
+    "$(awk '/Requests\/sec/ {print $2}' "$work/wrk-$kind.txt")" \
     "$(awk '$1=="50%" {print $2}' "$work/wrk-$kind.txt")" "$(awk '$1=="99%" {print $2}' "$work/wrk-$kind.txt")"
 done
+echo "   keys claimed $(metric 'sensgate_idempotency_total{outcome="claimed"'), replayed $(metric 'sensgate_idempotency_total{outcome="replayed"'), in progress $(metric 'sensgate_idempotency_total{outcome="in_progress"'); sends SENS received: $(curl -s "http://127.0.0.1:$gw/metrics" | awk '/^sensgate_upstream_requests_total\{route="\/sms\/v2"/ {s += $NF} END {print s + 0}')"
 tracked_by_wrk=$(awk '/requests in/ {print $1}' "$work/wrk-true.txt")
 [ "${PART:-all}" = 1 ] && exit 0
 

@@ -142,8 +142,14 @@ public struct Gateway: Sendable {
             passthrough: Passthrough(
                 upstream: self.signed, maxBodyBytes: self.configuration.maxBodyBytes,
                 tracking: Tracking(
-                    store: self.store, trackByDefault: self.configuration.track, commitDeadline: self.configuration.trackCommitDeadline,
-                    schedule: self.configuration.trackSchedule, metrics: self.metrics, logger: self.logger)),
+                    store: self.store, trackByDefault: self.configuration.track, schedule: self.configuration.trackSchedule,
+                    metrics: self.metrics, logger: self.logger),
+                idempotency: Idempotency(
+                    store: self.store, ttl: TrackSchedule.milliseconds(self.configuration.idempotencyTTL),
+                    // Longer than a send can take: its whole upstream deadline, then the commit's.
+                    lease: TrackSchedule.milliseconds(self.configuration.upstreamTimeout + self.configuration.trackCommitDeadline + .seconds(10)),
+                    metrics: self.metrics),
+                commitDeadline: self.configuration.trackCommitDeadline, logger: self.logger),
             results: self.results, requests: TrackedRequests(store: self.store, completions: self.completions),
             events: DeliveryEvents(store: self.store), upstream: self.upstream, breaker: self.limits.breaker)
     }
@@ -162,6 +168,7 @@ public struct Gateway: Sendable {
                     budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
                     metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks))
             background.append(StoreGauges(store: store, metrics: self.metrics, logger: self.logger))
+            background.append(KeySweeper(store: store, metrics: self.metrics, logger: self.logger))
             background.append(
                 WebhookSender(
                     store: store, webhooks: webhooks, schedule: self.configuration.webhookSchedule,

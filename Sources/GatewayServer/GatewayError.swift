@@ -22,6 +22,9 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case upstreamMalformed = "upstream_malformed"
         case upstreamOutcomeUnknown = "upstream_outcome_unknown"
         case storeUnavailable = "store_unavailable"
+        case idempotencyInProgress = "idempotency_in_progress"
+        case idempotencyOutcomeUnknown = "idempotency_outcome_unknown"
+        case idempotencyKeyMismatch = "idempotency_key_mismatch"
         case internalError = "internal_error"
 
         /// The HTTP status sensgate answers with.
@@ -37,6 +40,8 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
             case .upstreamThrottled, .overloaded, .storeUnavailable: .serviceUnavailable
             case .upstreamTimeout: .gatewayTimeout
             case .internalError: .internalServerError
+            case .idempotencyInProgress, .idempotencyOutcomeUnknown: .conflict
+            case .idempotencyKeyMismatch: .unprocessableEntity
             }
         }
 
@@ -45,11 +50,11 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         public var defaultClass: ErrorClass {
             switch self {
             case .rateLimited, .overloaded, .upstreamThrottled, .upstreamError, .upstreamUnreachable, .upstreamTimeout, .upstreamMalformed,
-                .storeUnavailable, .internalError:
+                .storeUnavailable, .internalError, .idempotencyInProgress:
                 .transient
-            case .invalidRequest, .unauthorized, .notFound, .methodNotAllowed, .payloadTooLarge, .upstreamAuthFailed:
+            case .invalidRequest, .unauthorized, .notFound, .methodNotAllowed, .payloadTooLarge, .upstreamAuthFailed, .idempotencyKeyMismatch:
                 .permanent
-            case .upstreamOutcomeUnknown:
+            case .upstreamOutcomeUnknown, .idempotencyOutcomeUnknown:
                 .unknown
             }
         }

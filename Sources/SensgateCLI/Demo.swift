@@ -88,6 +88,7 @@ struct Demo: AsyncParsableCommand {
             Console.out("sensgate demo: SENS-compatible upstream on http://127.0.0.1:\(mockPort), gateway on \(base)\n")
             await DemoTour(gatewayBase: base).run()
             await DemoTour(gatewayBase: base).tracked(receiver: receiver)
+            await DemoTour(gatewayBase: base).retried(sendsAtSENS: { mock.acceptedSends })
             if once {
                 await group.triggerGracefulShutdown()
             } else {
@@ -245,6 +246,36 @@ struct DemoTour {
             try? await Task.sleep(for: .milliseconds(100))
         }
         Console.out("")
+        await client.shutdown()
+    }
+
+    /// A send retried with the same `Idempotency-Key` — as a client does after a timeout — answered from the store,
+    /// SENS reached once; and the key reused with another body, refused.
+    func retried(sendsAtSENS: @Sendable () -> Int) async {
+        guard let client = try? UpstreamClient(configuration: UpstreamConfiguration(baseURL: self.gatewayBase)) else { return }
+        Console.out("Idempotent sends: a retried send is answered from the store and never reaches SENS twice\n")
+        let target = "/sms/v2/services/\(Fixtures.smsServiceID)/messages"
+        let key = "demo-order-\(Demo.randomHex(4))"
+        let bodies = [
+            #"{"type":"SMS","from":"0212345678","content":"Your order 1001 is confirmed","messages":[{"to":"01012345678"}]}"#,
+            #"{"type":"SMS","from":"0212345678","content":"Your order 1001 is confirmed","messages":[{"to":"01012345678"}]}"#,
+            #"{"type":"SMS","from":"0212345678","content":"Your order 1002 is confirmed","messages":[{"to":"01012345678"}]}"#,
+        ]
+        let titles = ["Send with Idempotency-Key: \(key)", "The same send again (a client retrying after a timeout)", "Another body under the same key"]
+        let before = sendsAtSENS()
+        for (number, (title, body)) in zip(titles, bodies).enumerated() {
+            Console.out("── I\(number + 1). \(title)")
+            do {
+                let response = try await client.execute(
+                    UpstreamRequest(
+                        method: "POST", target: target, headers: [("content-type", "application/json"), ("idempotency-key", key)],
+                        body: ByteBuffer(string: body)))
+                Console.out("   → HTTP \(response.status) \(Self.pretty(response.body).split(separator: "\n").joined(separator: " "))")
+            } catch {
+                Console.out("   → failed: \(error)")
+            }
+        }
+        Console.out("\n   Sends SENS received for these three calls: \(sendsAtSENS() - before) (the second answer came from the store, marked Idempotent-Replayed: true)\n")
         await client.shutdown()
     }
 

@@ -123,6 +123,8 @@ struct SettingsOptions: ParsableArguments {
     var webhookSecretFile: String?
     @Option(name: .customLong("webhook-max-age"), help: "Seconds an undelivered event is retried (SENSGATE_WEBHOOK_MAX_AGE; default 86400).")
     var webhookMaxAge: String?
+    @Option(name: .customLong("idempotency-ttl"), help: "Seconds an Idempotency-Key and its answer are kept (SENSGATE_IDEMPOTENCY_TTL; default 86400).")
+    var idempotencyTTL: String?
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -144,6 +146,7 @@ struct SettingsOptions: ParsableArguments {
         flags["webhook-url"] = self.webhookURL
         flags["webhook-secret-file"] = self.webhookSecretFile
         flags["webhook-max-age"] = self.webhookMaxAge
+        flags["idempotency-ttl"] = self.idempotencyTTL
         return flags
     }
 

@@ -200,6 +200,48 @@ public enum SHA256 {
         precondition(ok == 1 && length == 32, "SHA-256 failed in libcrypto")
         return digest
     }
+
+    /// The 32-byte digest of what `feed` hands the hasher, in order: several byte runs hashed as one, without
+    /// joining them first (a request body is not copied to be fingerprinted).
+    public static func digest(_ feed: (inout Hasher) -> Void) -> [UInt8] {
+        var hasher = Hasher()
+        feed(&hasher)
+        return hasher.finish()
+    }
+
+    /// A SHA-256 computation in progress (one libcrypto digest context).
+    public struct Hasher: ~Copyable {
+        private let context: OpaquePointer
+
+        init() {
+            guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+                preconditionFailure("SHA-256 could not start in libcrypto")
+            }
+            self.context = context
+        }
+
+        /// Adds bytes to the digest.
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            precondition(EVP_DigestUpdate(self.context, base, bytes.count) == 1, "SHA-256 failed in libcrypto")
+        }
+
+        /// Adds the bytes of a text.
+        public mutating func update(_ text: String) {
+            var text = text
+            text.withUTF8 { self.update(UnsafeRawBufferPointer($0)) }
+        }
+
+        consuming func finish() -> [UInt8] {
+            var digest = [UInt8](repeating: 0, count: 32)
+            var length: UInt32 = 0
+            let ok = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(self.context, $0.baseAddress, &length) }
+            precondition(ok == 1 && length == 32, "SHA-256 failed in libcrypto")
+            return digest
+        }
+
+        deinit { EVP_MD_CTX_free(self.context) }
+    }
 }
 
 /// Compares two byte strings in time that does not depend on where they differ.

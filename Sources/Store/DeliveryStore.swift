@@ -119,10 +119,13 @@ public struct PollOutcome: Sendable {
 public struct StoreCounts: Sendable, Equatable {
     public var requests: [TrackedRequest.State: Int]
     public var events: [StoredEvent.State: Int]
+    /// Idempotency keys kept (not yet swept).
+    public var keys: Int
 
-    public init(requests: [TrackedRequest.State: Int], events: [StoredEvent.State: Int]) {
+    public init(requests: [TrackedRequest.State: Int], events: [StoredEvent.State: Int], keys: Int = 0) {
         self.requests = requests
         self.events = events
+        self.keys = keys
     }
 }
 
@@ -160,6 +163,22 @@ public protocol DeliveryStore: Sendable {
     /// Queues a failed event again, due at `now`, as if new: its attempts start again from 0 and `webhook-max-age`
     /// from `now` (its `createdAt`). Returns whether there was such a failed event.
     func redeliver(eventId: String, caller: String?, now: StoreTime) async throws(StoreError) -> Bool
+
+    /// Claims an `Idempotency-Key` for a send, atomically (two callers, or two replicas, never both claim it), or says
+    /// what its earlier use left (PRODUCT.md §7). A key older than its `ttl` counts as new.
+    /// - Parameters:
+    ///   - lease: How long the claim holds without a settlement: past it the call is taken to have died mid-send, and
+    ///     the key answers ``KeyClaim/outcomeUnknown``.
+    ///   - ttl: How long the key is kept from now (``sweepKeys(now:limit:)`` removes it after, once its claim has lapsed).
+    func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim
+
+    /// Writes how a claimed key's send ended; nothing, when the claim is no longer the key's. A tracked answer's record
+    /// is written either way (the send stands).
+    func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement) async throws(StoreError)
+
+    /// Removes up to `limit` keys expired at `now` (never one whose claim still holds: its send may be in flight);
+    /// returns how many.
+    func sweepKeys(now: StoreTime, limit: Int) async throws(StoreError) -> Int
 
     /// Tracked requests and events, counted by state; also the store's health check (it fails when the store cannot
     /// be used).

@@ -17,14 +17,15 @@ import Glibc
 /// loss may lose the last commits, which is the trade every embedded queue of this kind makes for not paying an
 /// `fsync` per send.
 public final class SQLiteStore: DeliveryStore {
-    /// The schema this build writes. Version 1: tracked requests, their messages, the event outbox.
-    public static let schemaVersion = 1
+    /// The schema this build writes. Version 1: tracked requests, their messages, the event outbox. Version 2:
+    /// idempotency keys.
+    public static let schemaVersion = 2
 
     private let connection: SQLiteConnection
     private let threadPool: NIOThreadPool
     private let gate = TransactionGate()
-    /// Records waiting for the next group commit, and whether a commit is under way.
-    private let pendingTracks = Mutex<(waiting: [(TrackedRequest, CheckedContinuation<Result<Void, StoreError>, Never>)], flushing: Bool)>(([], false))
+    /// Writes waiting for the next group commit, and whether a commit is under way.
+    private let pendingWrites = Mutex<(waiting: [BatchedWrite], flushing: Bool)>(([], false))
 
     /// The store's file (checked by ``counts()``: a file removed under a running process is written into the void).
     private let file: String
@@ -86,12 +87,15 @@ public final class SQLiteStore: DeliveryStore {
             let found = try await self.rows("SELECT version FROM schema_version").first?.column("version")?.integer.map { Int($0) }
             switch found {
             case nil:
-                for statement in Self.schema { _ = try await self.rows(statement) }
+                for statement in Self.schema + Self.migrations.joined() { _ = try await self.rows(statement) }
                 _ = try await self.rows("INSERT INTO schema_version (version) VALUES (?)", [.integer(.init(Self.schemaVersion))])
             case let version? where version > Self.schemaVersion:
                 throw .schemaTooNew(found: version, known: Self.schemaVersion)
-            default:
-                break  // current; later versions add their migrations here, one transaction each
+            case let version?:
+                // Each later version's statements, in order, in this one transaction: a failed migration leaves the
+                // file as it was.
+                for statement in Self.migrations.dropFirst(version - 1).joined() { _ = try await self.rows(statement) }
+                _ = try await self.rows("UPDATE schema_version SET version = ?", [.integer(.init(Self.schemaVersion))])
             }
         }
     }
@@ -118,35 +122,83 @@ public final class SQLiteStore: DeliveryStore {
         "CREATE INDEX events_due ON events (state, next_attempt_at)",
     ]
 
+    /// The statements that take version `n + 1` to `n + 2`, at index `n` (version 1 is ``schema``).
+    private static let migrations: [[String]] = [
+        [
+            // state: in_progress (claimed until claimed_until), answered (the answer's columns set), unknown.
+            """
+            CREATE TABLE idempotency_keys (
+                caller TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL, claim_token TEXT,
+                claimed_until INTEGER NOT NULL, status INTEGER, content_type TEXT, retry_after INTEGER, headers TEXT, body BLOB,
+                created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (caller, key))
+            """,
+            "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)",
+        ]
+    ]
+
+    /// One token per claim: a write under it proves the claim was not taken over meanwhile.
+    static func newClaimToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() as UInt64, radix: 36) + String(generator.next() as UInt64, radix: 36)
+    }
+
     /// Releases every claim (see ``open(directory:logger:releasingClaims:)``).
     private func releaseClaims() async throws(StoreError) {
         try await self.transaction { () async throws(StoreError) in
             _ = try await self.rows("UPDATE tracked_requests SET claimed_until = 0, claim_token = NULL WHERE claim_token IS NOT NULL")
             _ = try await self.rows("UPDATE events SET claimed_until = 0, claim_token = NULL WHERE claim_token IS NOT NULL")
+            // A key whose send was in flight when the last process stopped: the send may have reached SENS.
+            _ = try await self.rows("UPDATE idempotency_keys SET claimed_until = 0 WHERE state = 'in_progress'")
         }
     }
 
     // MARK: Tracked requests
 
     public func track(_ request: TrackedRequest) async throws(StoreError) {
-        // Group commit: records that arrive while a commit is under way are written together in the next one, so the
-        // sends waiting on them share one transaction (one at a time is what SQLite allows).
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, StoreError>, Never>) in
-            let startsFlush = self.pendingTracks.withLock { state -> Bool in
-                state.waiting.append((request, continuation))
+        try await self.batched { () async throws(StoreError) in try await self.insert(request) }
+    }
+
+    /// One write of a group commit: run inside the batch's transaction, then told how the commit went.
+    private struct BatchedWrite: Sendable {
+        let run: @Sendable () async throws(StoreError) -> Void
+        let finish: @Sendable (StoreError?) -> Void
+    }
+
+    /// Runs `write` in the next group commit: writes that arrive while a commit is under way are made together in the
+    /// next one, so the sends waiting on them share one transaction (one at a time is what SQLite allows). Each write
+    /// runs in a savepoint of its own: one that fails is undone alone and fails alone.
+    func batched<T: Sendable>(_ write: @escaping @Sendable () async throws(StoreError) -> T) async throws(StoreError) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, StoreError>, Never>) in
+            let value = Mutex<Result<T, StoreError>?>(nil)
+            let batchedWrite = BatchedWrite(
+                run: { () async throws(StoreError) in
+                    do throws(StoreError) {
+                        let made = try await write()
+                        value.withLock { $0 = .success(made) }
+                    } catch {
+                        value.withLock { $0 = .failure(error) }
+                        throw error
+                    }
+                },
+                finish: { commitError in
+                    let outcome = value.withLock { $0 } ?? .failure(.unavailable("the write did not run"))
+                    continuation.resume(returning: commitError.map { .failure($0) } ?? outcome)
+                })
+            let startsFlush = self.pendingWrites.withLock { state -> Bool in
+                state.waiting.append(batchedWrite)
                 guard !state.flushing else { return false }
                 state.flushing = true
                 return true
             }
-            if startsFlush { Task { await self.flushTracks() } }
+            if startsFlush { Task { await self.flushWrites() } }
         }
-        try result.get()
+        return try result.get()
     }
 
-    /// Commits the records waiting, batch after batch, until none is left.
-    private func flushTracks() async {
+    /// Commits the writes waiting, batch after batch, until none is left.
+    private func flushWrites() async {
         while true {
-            let batch = self.pendingTracks.withLock { state -> [(TrackedRequest, CheckedContinuation<Result<Void, StoreError>, Never>)] in
+            let batch = self.pendingWrites.withLock { state -> [BatchedWrite] in
                 guard !state.waiting.isEmpty else {
                     state.flushing = false
                     return []
@@ -155,20 +207,29 @@ public final class SQLiteStore: DeliveryStore {
                 return state.waiting
             }
             guard !batch.isEmpty else { return }
-            let outcome: Result<Void, StoreError>
+            var commitError: StoreError? = nil
             do {
                 try await self.transaction { () async throws(StoreError) in
-                    for (request, _) in batch { try await self.insert(request) }
+                    for write in batch {
+                        _ = try await self.rows("SAVEPOINT write")
+                        do {
+                            try await write.run()
+                            _ = try await self.rows("RELEASE write")
+                        } catch {
+                            // This write alone is undone (its caller is told by its own result).
+                            _ = try await self.rows("ROLLBACK TO write")
+                            _ = try await self.rows("RELEASE write")
+                        }
+                    }
                 }
-                outcome = .success(())
             } catch {
-                outcome = .failure(error)
+                commitError = error
             }
-            for (_, continuation) in batch { continuation.resume(returning: outcome) }
+            for write in batch { write.finish(commitError) }
         }
     }
 
-    private func insert(_ request: TrackedRequest) async throws(StoreError) {
+    func insert(_ request: TrackedRequest) async throws(StoreError) {
         _ = try await self.rows(
             """
             INSERT OR IGNORE INTO tracked_requests
@@ -260,9 +321,7 @@ public final class SQLiteStore: DeliveryStore {
         table: StaticString, key: StaticString, due: StaticString, order: StaticString, now: StoreTime, limit: Int, lease: StoreTime,
         decode: (SQLiteRow) throws(StoreError) -> Item, id: (Item) -> String, token: WritableKeyPath<Item, String?>
     ) async throws(StoreError) -> [Item] {
-        // One token per claim: a write under it proves the claim was not taken over meanwhile.
-        var generator = SystemRandomNumberGenerator()
-        let claim = String(generator.next() as UInt64, radix: 36) + String(generator.next() as UInt64, radix: 36)
+        let claim = Self.newClaimToken()
         return try await self.transaction { () async throws(StoreError) -> [Item] in
             let rows = try await self.rows(
                 "SELECT * FROM \(table) WHERE \(due) AND claimed_until <= ? ORDER BY \(order) LIMIT ?",
@@ -332,6 +391,7 @@ public final class SQLiteStore: DeliveryStore {
         }
         return try await self.transaction(readOnly: true) { () async throws(StoreError) -> StoreCounts in
             var counts = StoreCounts(requests: [:], events: [:])
+            if let row = try await self.rows("SELECT COUNT(*) AS n FROM idempotency_keys").first { counts.keys = Int(try Self.integer(row, "n")) }
             for row in try await self.rows("SELECT state, COUNT(*) AS n FROM tracked_requests GROUP BY state") {
                 guard let state = TrackedRequest.State(rawValue: try Self.text(row, "state")) else { continue }
                 counts.requests[state] = Int(try Self.integer(row, "n"))
@@ -359,7 +419,7 @@ public final class SQLiteStore: DeliveryStore {
 
     /// One statement. Through the future-based call, which runs whatever the calling task's cancellation: a task
     /// cancelled inside a transaction must still reach its COMMIT or ROLLBACK, or the one connection stays inside it.
-    private func rows(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) -> [SQLiteRow] {
+    func rows(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) -> [SQLiteRow] {
         do {
             let statement: EventLoopFuture<[SQLiteRow]> = self.connection.query(sql, binds)
             return try await statement.get()
@@ -372,7 +432,7 @@ public final class SQLiteStore: DeliveryStore {
 
     /// Runs `body` as one transaction (`BEGIN IMMEDIATE` for a write: the write lock is taken at once, so two writers
     /// never both read and then collide), after any transaction already running.
-    private func transaction<T>(readOnly: Bool = false, _ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
+    func transaction<T>(readOnly: Bool = false, _ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
         await self.gate.enter()
         defer { self.gate.leave() }
         // A read takes no write lock (another process — a command-line tool — may write meanwhile).
@@ -405,12 +465,12 @@ public final class SQLiteStore: DeliveryStore {
             claim: nil)
     }
 
-    private static func text(_ row: SQLiteRow, _ column: String) throws(StoreError) -> String {
+    static func text(_ row: SQLiteRow, _ column: String) throws(StoreError) -> String {
         guard let value = row.column(column)?.string else { throw .corrupt("column \(column) is missing") }
         return value
     }
 
-    private static func integer(_ row: SQLiteRow, _ column: String) throws(StoreError) -> StoreTime {
+    static func integer(_ row: SQLiteRow, _ column: String) throws(StoreError) -> StoreTime {
         guard let value = row.column(column)?.integer else { throw .corrupt("column \(column) is missing") }
         return StoreTime(value)
     }

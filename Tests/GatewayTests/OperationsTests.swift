@@ -90,7 +90,7 @@ struct OperationsTests {
             let groups = try #require((rules["spec"] as? [String: Any])?["groups"] as? [[String: Any]])
             let expressions = groups.flatMap { ($0["rules"] as? [[String: Any]]) ?? [] }.compactMap { $0["expr"] as? String }
             #expect(expressions.count >= 7)
-            let exported = text + "\nsensgate_circuit_breaker_opened_total\nsensgate_upstream_refused_total\nsensgate_webhook_deliveries_total\nsensgate_store_errors_total\n"
+            let exported = text + "\nsensgate_circuit_breaker_opened_total\nsensgate_upstream_refused_total\nsensgate_webhook_deliveries_total\nsensgate_store_errors_total\nsensgate_idempotency_total\n"
             for expression in expressions {
                 for name in expression.matches(of: /sensgate_[a-z_]+/).map({ String($0.output) }) {
                     #expect(exported.contains(name), "\(name) in an alert is not exported")

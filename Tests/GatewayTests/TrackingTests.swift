@@ -97,6 +97,8 @@ struct TrackingTests {
         try await TestGateway.run(configure: { configuration in
             configuration.callerTokensFile = file
             configuration.callerTokens = try? CallerTokens(yaml: tokens, source: file)
+            // Not polled while the test reads it, however slow a loaded machine is.
+            configuration.trackSchedule.first = .seconds(3600)
         }) { gw in
             let response = try await RawHTTP.exchange(port: gw.port, Self.send("X-Sensgate-Token: orders-token-0123456789\r\nX-Sensgate-Track: true\r\n"))
             let requestId = try #require(response.header("x-sensgate-tracking"))

@@ -19,11 +19,14 @@ public struct Caller: Sendable, Equatable, CustomStringConvertible, CustomReflec
     public let track: Bool
     /// Where the caller's delivery events go (`webhook` and `webhook-secret-file`); `nil` for the global setting.
     public let webhook: WebhookTarget?
+    /// Whether the caller's sends must carry an `Idempotency-Key` (`require-idempotency-key: true`).
+    public let requiresIdempotencyKey: Bool
 
     init(
         name: String, token: String, channels: Set<String>? = nil, serviceIds: Set<String>? = nil, prefixes: [String]? = nil,
-        track: Bool = false, webhook: WebhookTarget? = nil
+        track: Bool = false, webhook: WebhookTarget? = nil, requiresIdempotencyKey: Bool = false
     ) {
+        self.requiresIdempotencyKey = requiresIdempotencyKey
         self.webhook = webhook
         self.name = name
         self.tokenDigest = SHA256.digest(Array(token.utf8))
@@ -85,6 +88,7 @@ public struct CallerTokens: Sendable {
             var serviceIds: Set<String>? = nil
             var prefixes: [String]? = nil
             var track = false
+            var requiresKey = false
             var webhook: WebhookTarget? = nil
             switch value {
             case .scalar(let text):
@@ -114,12 +118,8 @@ public struct CallerTokens: Sendable {
                     }
                     prefixes = paths
                 }
-                if let flag = value["track"] {
-                    guard case .scalar(let text) = flag, text == "true" || text == "false" else {
-                        throw ConfigurationError("caller \(name) in \(source): track must be true or false")
-                    }
-                    track = text == "true"
-                }
+                track = try Self.flag(value["track"], "track", caller: name, source: source)
+                requiresKey = try Self.flag(value["require-idempotency-key"], "require-idempotency-key", caller: name, source: source)
                 switch (value["webhook"], value["webhook-secret-file"]) {
                 case (nil, nil):
                     break
@@ -128,21 +128,35 @@ public struct CallerTokens: Sendable {
                 default:
                     throw ConfigurationError("caller \(name) in \(source): webhook and webhook-secret-file go together, each one text")
                 }
-                let unknown = Set(fields.map(\.key)).subtracting(["token", "channels", "service-ids", "prefixes", "track", "webhook", "webhook-secret-file"])
+                let unknown = Set(fields.map(\.key)).subtracting(Self.entryKeys)
                 guard unknown.isEmpty else {
                     throw ConfigurationError("caller \(name) in \(source) has unknown keys: \(unknown.sorted().joined(separator: ", "))")
                 }
             default:
-                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with token, channels, service-ids, prefixes, track, webhook, webhook-secret-file")
+                throw ConfigurationError("caller \(name) in \(source) must be a token or a mapping with \(Self.entryKeys.joined(separator: ", "))")
             }
             guard (16...256).contains(token.utf8.count), token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigurationError("caller \(name) in \(source): the token must be 16 to 256 visible ASCII characters")
             }
             guard seen.insert(token).inserted else { throw ConfigurationError("caller \(name) in \(source) reuses another caller's token") }
             callers.append(
-                Caller(name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes, track: track, webhook: webhook))
+                Caller(
+                    name: name, token: token, channels: channels, serviceIds: serviceIds, prefixes: prefixes, track: track, webhook: webhook,
+                    requiresIdempotencyKey: requiresKey))
         }
         self.callers = callers
+    }
+
+    /// The keys a caller's entry may have.
+    static let entryKeys = ["token", "channels", "service-ids", "prefixes", "track", "webhook", "webhook-secret-file", "require-idempotency-key"]
+
+    /// A `true`/`false` entry; absent is `false`.
+    private static func flag(_ node: YAMLSubset.Node?, _ key: String, caller: String, source: String) throws(ConfigurationError) -> Bool {
+        guard let node else { return false }
+        guard case .scalar(let text) = node, text == "true" || text == "false" else {
+            throw ConfigurationError("caller \(caller) in \(source): \(key) must be true or false")
+        }
+        return text == "true"
     }
 
     /// A list of scalars as text, or `nil` for anything else.

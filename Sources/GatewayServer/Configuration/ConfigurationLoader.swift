@@ -50,6 +50,7 @@ public enum ConfigurationLoader {
         Setting(key: "webhook-url", environment: "SENSGATE_WEBHOOK_URL", defaultValue: nil),
         Setting(key: "webhook-secret-file", environment: "SENSGATE_WEBHOOK_SECRET_FILE", defaultValue: nil),
         Setting(key: "webhook-max-age", environment: "SENSGATE_WEBHOOK_MAX_AGE", defaultValue: "86400"),
+        Setting(key: "idempotency-ttl", environment: "SENSGATE_IDEMPOTENCY_TTL", defaultValue: "86400"),
     ]
 
     /// Every key a YAML file may hold.
@@ -197,6 +198,10 @@ public enum ConfigurationLoader {
             throw ConfigurationError("webhook-max-age \"\(value("webhook-max-age") ?? "")\" must be whole seconds from 60 to 2592000 (30 days)")
         }
         configuration.webhookSchedule.maxAge = .seconds(webhookAge)
+        guard let keyTTL = Int(value("idempotency-ttl") ?? ""), keyTTL >= 60, keyTTL <= 30 * 86_400 else {
+            throw ConfigurationError("idempotency-ttl \"\(value("idempotency-ttl") ?? "")\" must be whole seconds from 60 to 2592000 (30 days)")
+        }
+        configuration.idempotencyTTL = .seconds(keyTTL)
         return configuration
     }
 

@@ -27,6 +27,7 @@ public import Signing
 /// - `track-max-age` / `SENSGATE_TRACK_MAX_AGE`: seconds a tracked request is followed before it expires, default 259200.
 /// - `webhook-url`, `webhook-secret-file` / `SENSGATE_WEBHOOK_URL`, `SENSGATE_WEBHOOK_SECRET_FILE`: where events go
 ///   without a caller's own webhook; `webhook-max-age` / `SENSGATE_WEBHOOK_MAX_AGE`: seconds an event is retried, 86400.
+/// - `idempotency-ttl` / `SENSGATE_IDEMPOTENCY_TTL`: seconds an `Idempotency-Key` and its answer are kept, default 86400.
 /// - `max-response-bytes` / `SENSGATE_MAX_RESPONSE_BYTES`: largest upstream body accepted, default 4194304.
 /// - `log-level` / `SENSGATE_LOG_LEVEL`: `trace` … `critical`, default `info`.
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
@@ -98,6 +99,8 @@ public struct GatewayConfiguration: Sendable {
     public var webhook: WebhookTarget?
     /// When undelivered events are retried and given up (`webhook-max-age` is its `maxAge`).
     public var webhookSchedule: WebhookSchedule
+    /// How long an `Idempotency-Key` and its answer are kept (`idempotency-ttl`).
+    public var idempotencyTTL: Duration
 
     /// Creates a configuration with the spec's defaults for everything but the key pair.
     public init(
@@ -143,6 +146,7 @@ public struct GatewayConfiguration: Sendable {
         self.trackSchedule = TrackSchedule()
         self.webhook = nil
         self.webhookSchedule = WebhookSchedule()
+        self.idempotencyTTL = .seconds(86_400)
     }
 
     /// The default service ID configured for a channel (`sms`, `brandmessage`, `alimtalk`).

@@ -20,6 +20,8 @@ public final class RequestRecord: @unchecked Sendable {
     public var resultClass: String?
     /// Request body bytes read.
     public var bytesIn = 0
+    /// What a send's `Idempotency-Key` said (`claimed`, `replayed`, `in_progress`, `mismatch`, `outcome_unknown`).
+    public var idempotency: String?
     /// The authenticated caller, when caller tokens are configured.
     public var caller: Caller?
 

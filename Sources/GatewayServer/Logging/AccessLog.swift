@@ -22,6 +22,7 @@ struct AccessLog: Sendable {
         line.field("caller", caller)
         line.field("class", record.resultClass)
         line.field("error", record.errorCode)
+        line.field("idempotency", record.idempotency)
         line.field("latencyMs", number: elapsed.secondsValue * 1000)
         line.field("method", method)
         line.field("path", PhoneMasking.mask(target))

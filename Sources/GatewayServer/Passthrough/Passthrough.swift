@@ -1,35 +1,130 @@
-import SENSClient
+import Logging
 import NIOCore
 import NIOHTTP1
+import SENSClient
+import Store
+import Synchronization
 import UpstreamClient
 
 /// The signed passthrough of PRODUCT.md §4.1: forwards a request byte for byte, signed, and returns the upstream's
-/// status, body and content type unchanged.
+/// status, body and content type unchanged. A keyed send is claimed first and its outcome kept with its key (§7); an
+/// accepted tracked send is recorded (§6) — what the store must keep is committed before SENS's answer goes back.
 struct Passthrough: Sendable {
     let upstream: SignedUpstream
     let maxBodyBytes: Int
     /// Where tracked sends are recorded (PRODUCT.md §6).
     let tracking: Tracking
+    /// Where keyed sends are claimed and settled (PRODUCT.md §7).
+    let idempotency: Idempotency
+    /// How long SENS's answer may wait for the store to commit what it must keep (a tracking record, a key's
+    /// outcome): past it the answer goes back anyway — a caller waiting longer may give up and send again — and the
+    /// commit still lands.
+    let commitDeadline: Duration
+    let logger: Logger
+
+    /// One request on its way to SENS, and what must be kept of its answer.
+    private struct Send: Sendable {
+        var request: UpstreamRequest
+        var body: ByteBuffer
+        var record: RequestRecord
+        var tracked: Tracking.Send?
+    }
 
     func respond(to exchange: Exchange) throws(GatewayError) -> Reply {
         // Decided before the body is read: a caller refused gets its 401 at once.
         try exchange.record.caller?.authorize(Operation(passthrough: exchange.target, method: exchange.method))
         let tracked = self.tracking.send(exchange)
+        let key = try self.idempotency.key(exchange)
         // The body counts against the budget until SENS has answered (curl sends from the same buffer).
         return .readBody(limit: self.maxBodyBytes, heldUntilAnswered: true) { body in
             let record = exchange.record
             record.bytesIn = body.readableBytes
-            let request = Self.upstreamRequest(exchange, body: body)
+            let send = Send(request: Self.upstreamRequest(exchange, body: body), body: body, record: record, tracked: tracked)
+            guard let key else { return .later { responder in self.forward(send, claim: nil, responder: responder) } }
+            let keyed = IdempotencyKey(
+                caller: record.caller?.name ?? "anonymous", key: key,
+                fingerprint: Idempotency.fingerprint(method: send.request.method, target: send.request.target, body: body))
             return .later { responder in
-                self.upstream.send(request, route: record.route, record: record, cancellation: nil) { sent in
-                    let answer = sent.mapError { GatewayError($0, method: request.method) }.flatMap(Self.answer)
-                    guard let tracked, case .success(let accepted) = answer, accepted.status == .accepted else {
-                        return responder.answer(answer)
+                Task {
+                    switch await self.idempotency.claim(keyed) {
+                    case .failure(let error):
+                        responder.answer(.failure(error))
+                    case .success(let claim):
+                        record.idempotency = claim.metricLabel
+                        if let used = claim.answer { return responder.answer(used) }
+                        guard case .claimed(let claimed) = claim else { return }
+                        self.forward(send, claim: claimed, responder: responder)
                     }
-                    // The record is committed before SENS's answer goes back.
-                    self.tracking.record(tracked, body: body, accepted: accepted, caller: record.caller?.name) { responder.answer(.success($0)) }
                 }
             }
+        }
+    }
+
+    /// Sends to SENS; then commits what must be kept of the outcome, and answers.
+    private func forward(_ send: Send, claim: ClaimedKey?, responder: Responder) {
+        let record = send.record
+        self.upstream.send(send.request, route: record.route, record: record, cancellation: nil) { sent in
+            var answer = sent.mapError { GatewayError($0, method: send.request.method) }.flatMap(Self.answer)
+            var tracking: TrackedRequest? = nil
+            if let tracked = send.tracked, case .success(var accepted) = answer, accepted.status == .accepted {
+                tracking = self.tracking.request(for: tracked, body: send.body, accepted: accepted, caller: record.caller?.name)
+                accepted.headers.append((Tracking.answerHeader, tracking?.requestId ?? "failed"))
+                answer = .success(accepted)
+            }
+            if let claim {
+                let settlement: KeySettlement =
+                    switch Idempotency.settlement(of: sent, answer: answer) {
+                    case .answered(let stored, _): .answered(stored, tracking: tracking)
+                    case let other: other
+                    }
+                self.commit(operation: "settle_key", answer: answer, tracked: tracking != nil, responder: responder) {
+                    (store) async throws(StoreError) in try await store.settleKey(claim, as: settlement)
+                }
+            } else if let tracking {
+                self.commit(operation: "track", answer: answer, tracked: true, responder: responder) {
+                    (store) async throws(StoreError) in try await store.track(tracking)
+                }
+            } else {
+                responder.answer(answer)
+            }
+        }
+    }
+
+    /// Commits `write`, then answers: whichever comes first, the commit or ``commitDeadline``, answers, and the other
+    /// finds it done. A tracked answer whose record was not committed in time says `X-Sensgate-Tracking: failed`.
+    private func commit(
+        operation: String, answer: Result<Answer, GatewayError>, tracked: Bool, responder: Responder,
+        _ write: @escaping @Sendable (any DeliveryStore) async throws(StoreError) -> Void
+    ) {
+        guard let store = self.tracking.store ?? self.idempotency.store else { return responder.answer(answer) }
+        let answered = Mutex(false)
+        let logger = self.logger
+        let finish: @Sendable (String?) -> Void = { failure in
+            guard answered.withLock({ done in defer { done = true }; return !done }) else { return }
+            guard let failure else { return responder.answer(answer) }
+            // A tracked send's record, with or without a key's outcome in the same transaction.
+            logger.error(
+                tracked ? "a send to track was not recorded" : "a keyed send's outcome was not recorded",
+                metadata: ["write": "\(operation)", "reason": "\(failure)"])
+            guard tracked, case .success(var failed) = answer else { return responder.answer(answer) }
+            failed.headers.removeAll { $0.0 == Tracking.answerHeader }
+            failed.headers.append((Tracking.answerHeader, "failed"))
+            responder.answer(.success(failed))
+        }
+        let metrics = self.tracking.metrics
+        let deadline = self.commitDeadline
+        Task {
+            do {
+                try await write(store)
+                finish(nil)
+            } catch {
+                metrics.recordStoreError(operation: operation)
+                finish("\(error)")
+            }
+        }
+        Task {
+            try? await Task.sleep(for: deadline)
+            finish("not committed within \(deadline)")
         }
     }
 

@@ -5,7 +5,6 @@ import NIOCore
 import NIOHTTP1
 import Signing
 import Store
-import Synchronization
 import UpstreamClient
 
 #if canImport(Glibc)
@@ -17,14 +16,12 @@ import Glibc
 /// `requestId`; it is tracked when the request says `X-Sensgate-Track: true` or its caller's entry says
 /// `track: true` (without caller tokens: when `track` is set). The record is committed before SENS's answer goes
 /// back, which then says `X-Sensgate-Tracking: <requestId>`, or `failed` when the store could not commit it within
-/// `commitDeadline` (the send itself stands; a late commit still lands: recording is idempotent).
+/// ``Passthrough/commitDeadline`` (the send itself stands; a late commit still lands: recording is idempotent).
 struct Tracking: Sendable {
     /// The store, when one is open.
     let store: (any DeliveryStore)?
     /// Whether sends are tracked without being asked, when no caller tokens are configured.
     let trackByDefault: Bool
-    /// How long SENS's accepted answer may wait for the record: past it a caller may give up and send again.
-    let commitDeadline: Duration
     /// When the record's first poll is due.
     let schedule: TrackSchedule
     let metrics: GatewayMetrics
@@ -54,46 +51,19 @@ struct Tracking: Sendable {
         return wanted ? Send(channel: String(segments[1]), serviceId: String(segments[4])) : nil
     }
 
-    /// Commits the record of an accepted send, then hands over SENS's answer with `X-Sensgate-Tracking`.
-    /// - Parameters:
-    ///   - body: The send's body: a `reserveTime` in it puts the first poll after the scheduled time.
-    ///   - completion: Runs once, on any thread.
-    func record(_ send: Send, body: ByteBuffer, accepted: Answer, caller: String?, completion: @escaping @Sendable (Answer) -> Void) {
-        guard let store = self.store, let requestId = Self.requestId(in: accepted.body) else {
+    /// The record of an accepted send, committed by ``Passthrough`` before SENS's answer goes back; `nil` (logged)
+    /// when there is no store or SENS's answer names no `requestId`.
+    /// - Parameter body: The send's body: a `reserveTime` in it puts the first poll after the scheduled time.
+    func request(for send: Send, body: ByteBuffer, accepted: Answer, caller: String?) -> TrackedRequest? {
+        guard self.store != nil, let requestId = Self.requestId(in: accepted.body) else {
             self.logger.error("a send to track was not recorded", metadata: ["reason": "\(self.store == nil ? "no store" : "no requestId in SENS's answer")"])
-            var answer = accepted
-            answer.headers.append((Self.answerHeader, "failed"))
-            return completion(answer)
+            return nil
         }
         let now = StoreTime.now
         let reserveAt = Self.reserveAt(in: body)
-        let request = TrackedRequest(
+        return TrackedRequest(
             requestId: requestId, channel: send.channel, serviceId: send.serviceId, caller: caller ?? "anonymous", acceptedAt: now,
             reserveAt: reserveAt, nextPollAt: self.schedule.firstPoll(acceptedAt: now, reserveAt: reserveAt))
-        let logger = self.logger
-        let commitDeadline = self.commitDeadline
-        // Whichever comes first — the commit, or the deadline — answers; the other finds it done.
-        let answered = Mutex(false)
-        let finish: @Sendable (String, String?) -> Void = { header, reason in
-            guard answered.withLock({ done in defer { done = true }; return !done }) else { return }
-            if let reason { logger.error("a send to track was not recorded", metadata: ["requestId": "\(requestId)", "reason": "\(reason)"]) }
-            var answer = accepted
-            answer.headers.append((Self.answerHeader, header))
-            completion(answer)
-        }
-        Task {
-            do {
-                try await store.track(request)
-                finish(requestId, nil)
-            } catch {
-                self.metrics.recordStoreError(operation: "track")
-                finish("failed", "\(error)")
-            }
-        }
-        Task {
-            try? await Task.sleep(for: commitDeadline)
-            finish("failed", "not committed within \(commitDeadline)")
-        }
     }
 
     /// A scheduled send's `reserveTime`, when its `reserveTimeZone` is Korea's (SENS's default). A time in another zone

@@ -44,6 +44,20 @@ enum DueWork {
 
 /// A sleep that graceful shutdown ends early.
 final class Pause: Sendable {
+    /// Runs `work`, then waits `interval`, over and over until graceful shutdown (which ends only the wait: work under
+    /// way finishes).
+    static func repeating(every interval: Duration, _ work: @escaping @Sendable (Pause) async -> Void) async {
+        let pause = Pause()
+        await withGracefulShutdownHandler {
+            while !pause.isStopped && !Task.isCancelled {
+                await work(pause)
+                await pause.sleep(interval)
+            }
+        } onGracefulShutdown: {
+            pause.stop()
+        }
+    }
+
     private let state = Mutex<(stopped: Bool, sleeper: Task<Void, Never>?)>((false, nil))
 
     var isStopped: Bool { self.state.withLock { $0.stopped } }

@@ -26,6 +26,7 @@ public struct GatewayMetrics: Sendable {
     private let deliveries = SeriesCache<ResultLabels, Prometheus.Counter>()
     private let deliveryTimes = SeriesCache<String, DurationHistogram>()
     private let webhookDeliveries = SeriesCache<String, Prometheus.Counter>()
+    private let idempotency = SeriesCache<String, Prometheus.Counter>()
     /// From acceptance to a final outcome: seconds to days.
     private static let deliveryBuckets: [Duration] = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 10_800, 86_400, 259_200].map { .seconds($0) }
     /// Log-writer drops already counted, so each scrape adds only the new ones.
@@ -134,6 +135,7 @@ public struct GatewayMetrics: Sendable {
         }
         Gauge(label: "sensgate_webhook_backlog", factory: self.factory).record(counts.events[.pending] ?? 0)
         Gauge(label: "sensgate_webhook_failed_events", factory: self.factory).record(counts.events[.failed] ?? 0)
+        Gauge(label: "sensgate_idempotency_keys", factory: self.factory).record(counts.keys)
     }
 
     /// Whether the store works, as last seen (``StoreHealth``), for `/readyz`.
@@ -143,6 +145,14 @@ public struct GatewayMetrics: Sendable {
     func recordStoreError(operation: String) {
         self.storeHealth.failed()
         Counter(label: "sensgate_store_errors_total", dimensions: [("operation", operation)], factory: self.factory).increment()
+    }
+
+    /// A keyed send (PRODUCT.md §7), by what its key said: `claimed`, `replayed`, `in_progress`, `mismatch`,
+    /// `outcome_unknown`.
+    func recordIdempotency(outcome: String) {
+        self.idempotency.series(for: outcome) {
+            self.counter("sensgate_idempotency_total", help: "Sends with an Idempotency-Key, by what the key said.", [("outcome", outcome)])
+        }.increment()
     }
 
     /// One error answer, by its contract code.

@@ -12,19 +12,13 @@ struct StoreGauges: Service {
     var every: Duration = .seconds(5)
 
     func run() async throws {
-        let pause = Pause()
-        await withGracefulShutdownHandler {
-            while !pause.isStopped && !Task.isCancelled {
-                do {
-                    self.metrics.recordStore(try await self.store.counts())
-                } catch {
-                    self.metrics.recordStoreError(operation: "read")
-                    self.logger.warning("the store could not be counted", metadata: ["reason": "\(error)"])
-                }
-                await pause.sleep(self.every)
+        await Pause.repeating(every: self.every) { _ in
+            do {
+                self.metrics.recordStore(try await self.store.counts())
+            } catch {
+                self.metrics.recordStoreError(operation: "read")
+                self.logger.warning("the store could not be counted", metadata: ["reason": "\(error)"])
             }
-        } onGracefulShutdown: {
-            pause.stop()
         }
     }
 }

@@ -1,0 +1,112 @@
+import NIOCore
+import SQLiteNIO
+
+/// Idempotency keys in the embedded store (PRODUCT.md §7): one row per caller and key, claimed and settled in group
+/// commits like tracking records, so keyed sends arriving together share a transaction.
+extension SQLiteStore {
+    public func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim {
+        let token = Self.newClaimToken()
+        return try await self.batched { () async throws(StoreError) -> KeyClaim in
+            // One connection, one writer at a time, and the read and the write in one transaction: no other claim can
+            // come between them.
+            // A key past its TTL is free again — unless its send may still be in flight (its claim holds).
+            if let row = try await self.rows(
+                """
+                SELECT * FROM idempotency_keys
+                WHERE caller = ? AND key = ? AND (expires_at > ? OR (state = 'in_progress' AND claimed_until > ?))
+                """,
+                [.text(key.caller), .text(key.key), .integer(.init(now)), .integer(.init(now))]
+            ).first {
+                return try Self.claim(found: row, fingerprint: key.fingerprint, now: now)
+            }
+            // New, or expired and not yet swept: the key starts again.
+            _ = try await self.rows(
+                """
+                INSERT OR REPLACE INTO idempotency_keys (caller, key, fingerprint, state, claim_token, claimed_until, created_at, expires_at)
+                VALUES (?, ?, ?, 'in_progress', ?, ?, ?, ?)
+                """,
+                [
+                    .text(key.caller), .text(key.key), .text(key.fingerprint), .text(token), .integer(.init(now + lease)),
+                    .integer(.init(now)), .integer(.init(now + ttl)),
+                ])
+            return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token))
+        }
+    }
+
+    /// What a key's row says to a second call with `fingerprint` at `now`.
+    private static func claim(found row: SQLiteRow, fingerprint: String, now: StoreTime) throws(StoreError) -> KeyClaim {
+        guard try Self.text(row, "fingerprint") == fingerprint else { return .mismatch }
+        switch try Self.text(row, "state") {
+        case "answered":
+            guard let status = row.column("status")?.integer else { throw .corrupt("an answered key without a status") }
+            return .answered(
+                StoredAnswer(
+                    status: Int(status), contentType: row.column("content_type")?.string,
+                    retryAfterSeconds: row.column("retry_after")?.integer.map { Int($0) },
+                    headers: Self.headers(row.column("headers")?.string ?? ""),
+                    body: row.column("body")?.blob.map { Array($0.readableBytesView) } ?? []))
+        case "unknown":
+            return .outcomeUnknown
+        case "in_progress":
+            // A claim that lapsed belongs to a call that died (or could not write its outcome) mid-send.
+            return try Self.integer(row, "claimed_until") > now ? .inProgress : .outcomeUnknown
+        default:
+            throw .corrupt("an idempotency key's state")
+        }
+    }
+
+    public func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement) async throws(StoreError) {
+        try await self.batched { () async throws(StoreError) in
+            let held: [SQLiteData] = [.text(claim.caller), .text(claim.key), .text(claim.token)]
+            switch settlement {
+            case .answered(let answer, let tracking):
+                _ = try await self.rows(
+                    """
+                    UPDATE idempotency_keys SET state = 'answered', claim_token = NULL, status = ?, content_type = ?, retry_after = ?,
+                        headers = ?, body = ?
+                    WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'
+                    """,
+                    [
+                        .integer(.init(answer.status)), answer.contentType.map { .text($0) } ?? .null,
+                        answer.retryAfterSeconds.map { .integer(.init($0)) } ?? .null, .text(Self.headerText(answer.headers)),
+                        .blob(ByteBuffer(bytes: answer.body)),
+                    ] + held)
+                if let tracking { try await self.insert(tracking) }
+            case .unknown:
+                _ = try await self.rows(
+                    "UPDATE idempotency_keys SET state = 'unknown', claim_token = NULL WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'",
+                    held)
+            case .released:
+                _ = try await self.rows(
+                    "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'", held)
+            }
+        }
+    }
+
+    public func sweepKeys(now: StoreTime, limit: Int) async throws(StoreError) -> Int {
+        try await self.batched { () async throws(StoreError) -> Int in
+            // Bounded, so a sweep after a long stop does not hold the one writer for long.
+            let swept = try await self.rows(
+                """
+                DELETE FROM idempotency_keys WHERE rowid IN (
+                    SELECT rowid FROM idempotency_keys WHERE expires_at <= ? AND NOT (state = 'in_progress' AND claimed_until > ?) LIMIT ?)
+                RETURNING 1
+                """,
+                [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
+            return swept.count
+        }
+    }
+
+    /// The gateway's headers of an answer, one `name: value` per line (names and values are the gateway's own:
+    /// no line breaks in them).
+    private static func headerText(_ headers: [StoredHeader]) -> String {
+        headers.map { $0.name + ": " + $0.value }.joined(separator: "\n")
+    }
+
+    private static func headers(_ text: String) -> [StoredHeader] {
+        text.split(separator: "\n").compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return StoredHeader(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
+        }
+    }
+}
