@@ -142,7 +142,14 @@ struct HTTPExchangeTests {
     func waitingBehindSlowAnswer() async throws {
         try await TestGateway.run(configure: { $0.clientTimeout = .seconds(1) }) { gw in
             let slow = "GET /sms/v2/services/\(Self.sms)/messages/fault-delay-3000 HTTP/1.1\r\nHost: x\r\n\r\n"
-            let responses = try await RawHTTP.exchangeMany(port: gw.port, slow + Self.send(id: "behind"), count: 2, timeout: .seconds(20))
+            let responses: [TestResponse]
+            do {
+                responses = try await RawHTTP.exchangeMany(port: gw.port, slow + Self.send(id: "behind"), count: 2, timeout: .seconds(20))
+            } catch {
+                // What the gateway did, for a failure seen only on a loaded machine.
+                Issue.record("\(error); the gateway logged: \(gw.logs.all.joined())")
+                return
+            }
             #expect(responses.map(\.status) == [404, 202])
             #expect(responses.last?.header("x-request-id") == "behind")
         }

@@ -297,6 +297,10 @@ struct ServeProcess {
         process.standardOutput = output
         process.standardError = Pipe()
         try process.run()
+        ServeProcess.started.withLock { started in
+            if started.isEmpty { atexit { ServeProcess.killAll() } }
+            started.insert(process.processIdentifier)
+        }
         let running = ServeProcess(process: process, port: port, mock: mock, output: output, dataDir: dataDir, mockPort: mockPort)
         do {
             try await waitUntilServing(port: port)
@@ -307,16 +311,31 @@ struct ServeProcess {
         return running
     }
 
+    /// Every process a test started and has not ended: killed when the test run exits, so that a test that failed
+    /// before its `stop` (or whose deferred stop never ran) leaves no `sensgate serve` behind.
+    private static let started = Mutex<Set<Int32>>([])
+
+    private static func killAll() {
+        for pid in Self.started.withLock({ $0 }) { Glibc.kill(pid, SIGKILL) }
+    }
+
     /// `kill -9`: no shutdown, no flush, nothing closed.
     func kill() {
         Glibc.kill(self.process.processIdentifier, SIGKILL)
         self.process.waitUntilExit()
+        _ = Self.started.withLock { $0.remove(self.process.processIdentifier) }
     }
 
     /// Ends the process (if still running) and the mock.
     func stop() async {
-        if self.process.isRunning { self.process.terminate() }
+        self.terminate()
         await self.mock.stop()
+    }
+
+    /// Ends the process, synchronously: for a `defer`, where an awaited stop cannot run.
+    func terminate() {
+        if self.process.isRunning { self.process.terminate() }
+        _ = Self.started.withLock { $0.remove(self.process.processIdentifier) }
     }
 }
 
