@@ -169,12 +169,14 @@ public protocol DeliveryStore: Sendable {
     /// - Parameters:
     ///   - lease: How long the claim holds without a settlement: past it the call is taken to have died mid-send, and
     ///     the key answers ``KeyClaim/outcomeUnknown``.
-    ///   - ttl: How long the key is kept from now (``sweepKeys(now:limit:)`` removes it after, once its claim has lapsed).
+    ///   - ttl: How long the key is kept once its send has ended: from its settlement, or from the end of its lease when
+    ///     it is never settled (``sweepKeys(now:limit:)`` removes it after). Never from the claim: an answer that comes
+    ///     later than `ttl` after it must still be replayed.
     func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim
 
-    /// Writes how a claimed key's send ended; nothing, when the claim is no longer the key's. A tracked answer's record
-    /// is written either way (the send stands).
-    func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement) async throws(StoreError)
+    /// Writes how a claimed key's send ended at `now` (the key is kept its `ttl` from then); nothing, when the claim is
+    /// no longer the key's. A tracked answer's record is written either way (the send stands).
+    func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement, now: StoreTime) async throws(StoreError)
 
     /// Removes up to `limit` keys expired at `now` (never one whose claim still holds: its send may be in flight);
     /// returns how many.

@@ -65,15 +65,18 @@ public struct ClaimedKey: Sendable, Equatable {
     public var key: String
     /// The claim's token: a settlement under another token (a lapsed, taken-over claim) writes nothing.
     public var token: String
+    /// How long the key is kept once settled, from the settlement (the claim's `ttl`).
+    public var ttl: StoreTime
 
-    public init(caller: String, key: String, token: String) {
+    public init(caller: String, key: String, token: String, ttl: StoreTime) {
         self.caller = caller
         self.key = key
         self.token = token
+        self.ttl = ttl
     }
 }
 
-/// How a keyed send ended, written with its key (``DeliveryStore/settleKey(_:as:)``).
+/// How a keyed send ended, written with its key (``DeliveryStore/settleKey(_:as:now:)``).
 public enum KeySettlement: Sendable {
     /// SENS answered: the answer is kept and replayed; `tracking`, when the send is tracked, is recorded in the same
     /// transaction (a replay then never tracks it twice).

@@ -27,9 +27,9 @@ extension SQLiteStore {
                 """,
                 [
                     .text(key.caller), .text(key.key), .text(key.fingerprint), .text(token), .integer(.init(now + lease)),
-                    .integer(.init(now)), .integer(.init(now + ttl)),
+                    .integer(.init(now)), .integer(.init(now + lease + ttl)),
                 ])
-            return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token))
+            return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token, ttl: ttl))
         }
     }
 
@@ -55,27 +55,33 @@ extension SQLiteStore {
         }
     }
 
-    public func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement) async throws(StoreError) {
-        try await self.batched { () async throws(StoreError) in
+    public func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement, now: StoreTime) async throws(StoreError) {
+        // Two statements only for a tracked answer: the rest are one each, undone by SQLite alone when they fail.
+        let statements = if case .answered(_, tracking: .some) = settlement { 2 } else { 1 }
+        try await self.batched(statements: statements) { () async throws(StoreError) in
+            let expires: SQLiteData = .integer(.init(now + claim.ttl))
             let held: [SQLiteData] = [.text(claim.caller), .text(claim.key), .text(claim.token)]
             switch settlement {
             case .answered(let answer, let tracking):
                 _ = try await self.rows(
                     """
                     UPDATE idempotency_keys SET state = 'answered', claim_token = NULL, status = ?, content_type = ?, retry_after = ?,
-                        headers = ?, body = ?
+                        headers = ?, body = ?, expires_at = ?
                     WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'
                     """,
                     [
                         .integer(.init(answer.status)), answer.contentType.map { .text($0) } ?? .null,
                         answer.retryAfterSeconds.map { .integer(.init($0)) } ?? .null, .text(Self.headerText(answer.headers)),
-                        .blob(ByteBuffer(bytes: answer.body)),
+                        .blob(ByteBuffer(bytes: answer.body)), expires,
                     ] + held)
                 if let tracking { try await self.insert(tracking) }
             case .unknown:
                 _ = try await self.rows(
-                    "UPDATE idempotency_keys SET state = 'unknown', claim_token = NULL WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'",
-                    held)
+                    """
+                    UPDATE idempotency_keys SET state = 'unknown', claim_token = NULL, expires_at = ?
+                    WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'
+                    """,
+                    [expires] + held)
             case .released:
                 _ = try await self.rows(
                     "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND claim_token = ? AND state = 'in_progress'", held)

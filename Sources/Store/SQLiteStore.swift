@@ -91,6 +91,10 @@ public final class SQLiteStore: DeliveryStore {
                 _ = try await self.rows("INSERT INTO schema_version (version) VALUES (?)", [.integer(.init(Self.schemaVersion))])
             case let version? where version > Self.schemaVersion:
                 throw .schemaTooNew(found: version, known: Self.schemaVersion)
+            case let version? where version < 1:
+                throw .corrupt("the store's schema version is \(version)")
+            case Self.schemaVersion?:
+                break
             case let version?:
                 // Each later version's statements, in order, in this one transaction: a failed migration leaves the
                 // file as it was.
@@ -160,26 +164,29 @@ public final class SQLiteStore: DeliveryStore {
 
     /// One write of a group commit: run inside the batch's transaction, then told how the commit went.
     private struct BatchedWrite: Sendable {
+        /// Whether it is more than one statement, and so needs a savepoint to be undone alone.
+        let savepoint: Bool
         let run: @Sendable () async throws(StoreError) -> Void
+        /// The write was undone (its own failure, or its savepoint's): whatever it made is not its result.
+        let undone: @Sendable (StoreError) -> Void
         let finish: @Sendable (StoreError?) -> Void
     }
 
     /// Runs `write` in the next group commit: writes that arrive while a commit is under way are made together in the
-    /// next one, so the sends waiting on them share one transaction (one at a time is what SQLite allows). Each write
-    /// runs in a savepoint of its own: one that fails is undone alone and fails alone.
-    func batched<T: Sendable>(_ write: @escaping @Sendable () async throws(StoreError) -> T) async throws(StoreError) -> T {
+    /// next one, so the sends waiting on them share one transaction (one at a time is what SQLite allows). A write that
+    /// fails is undone alone and fails alone: a write of one statement is undone by SQLite itself, a longer one
+    /// (`statements` > 1) runs in a savepoint of its own — not every write, since each savepoint adds two statements to
+    /// the one writer's work.
+    func batched<T: Sendable>(statements: Int = 1, _ write: @escaping @Sendable () async throws(StoreError) -> T) async throws(StoreError) -> T {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, StoreError>, Never>) in
             let value = Mutex<Result<T, StoreError>?>(nil)
             let batchedWrite = BatchedWrite(
+                savepoint: statements > 1,
                 run: { () async throws(StoreError) in
-                    do throws(StoreError) {
-                        let made = try await write()
-                        value.withLock { $0 = .success(made) }
-                    } catch {
-                        value.withLock { $0 = .failure(error) }
-                        throw error
-                    }
+                    let made = try await write()
+                    value.withLock { $0 = .success(made) }
                 },
+                undone: { error in value.withLock { $0 = .failure(error) } },
                 finish: { commitError in
                     let outcome = value.withLock { $0 } ?? .failure(.unavailable("the write did not run"))
                     continuation.resume(returning: commitError.map { .failure($0) } ?? outcome)
@@ -211,12 +218,18 @@ public final class SQLiteStore: DeliveryStore {
             do {
                 try await self.transaction { () async throws(StoreError) in
                     for write in batch {
+                        guard write.savepoint else {
+                            do throws(StoreError) { try await write.run() } catch { write.undone(error) }
+                            continue
+                        }
                         _ = try await self.rows("SAVEPOINT write")
-                        do {
+                        do throws(StoreError) {
                             try await write.run()
                             _ = try await self.rows("RELEASE write")
                         } catch {
-                            // This write alone is undone (its caller is told by its own result).
+                            // This write alone is undone (its caller is told by its own result), a success too when
+                            // its savepoint could not be released.
+                            write.undone(error)
                             _ = try await self.rows("ROLLBACK TO write")
                             _ = try await self.rows("RELEASE write")
                         }

@@ -101,6 +101,6 @@ struct IdempotencyPolicyTests {
             #expect(error.errorClass == errorClass)
         }
         #expect(KeyClaim.inProgress.answer.flatMap { if case .failure(let error) = $0 { error.retryAfterSeconds } else { nil } } == 1)
-        #expect(KeyClaim.claimed(ClaimedKey(caller: "c", key: "k", token: "t")).answer == nil)
+        #expect(KeyClaim.claimed(ClaimedKey(caller: "c", key: "k", token: "t", ttl: 1)).answer == nil)
     }
 }

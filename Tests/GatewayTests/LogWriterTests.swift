@@ -43,15 +43,18 @@ struct LogWriterTests {
     }
 
     @Test("lines from many threads arrive whole and in one piece each, none dropped while the buffer has room")
-    func wholeLines() throws {
+    func wholeLines() async throws {
         let (readEnd, writeEnd) = try Self.pipe()
         defer { close(readEnd) }
         let writer = LogWriter(descriptor: writeEnd, capacity: 8 << 20)
-        DispatchQueue.concurrentPerform(iterations: 4) { thread in
-            for index in 0..<2000 { writer.write(Self.line(index, thread: thread)) }
+        let written = try await offThePool {
+            DispatchQueue.concurrentPerform(iterations: 4) { thread in
+                for index in 0..<2000 { writer.write(Self.line(index, thread: thread)) }
+            }
+            writer.flush()
+            return Self.readAll(readEnd)
         }
-        writer.flush()
-        let lines = String(decoding: Self.readAll(readEnd), as: UTF8.self).split(separator: "\n")
+        let lines = String(decoding: written, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 8000)
         #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })
         #expect(writer.droppedLines == 0)
@@ -59,7 +62,7 @@ struct LogWriterTests {
     }
 
     @Test("a consumer that stops reading makes lines drop, whole and counted; the writers never block")
-    func stalledConsumer() throws {
+    func stalledConsumer() async throws {
         let (readEnd, writeEnd) = try Self.pipe()
         defer { close(readEnd) }
         let writer = LogWriter(descriptor: writeEnd, capacity: 16 << 10)
@@ -69,7 +72,8 @@ struct LogWriterTests {
         #expect(ContinuousClock.now - start < .seconds(5))
         #expect(writer.droppedLines > 0)
         // Now the consumer reads: what arrives is whole lines only, and with the drops accounts for every line.
-        let lines = String(decoding: Self.readAll(readEnd), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let read = try await offThePool { Self.readAll(readEnd) }
+        let lines = String(decoding: read, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         let complete = lines.dropLast()  // the text after the last newline is empty
         #expect(lines.last == "")
         #expect(complete.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })

@@ -98,6 +98,9 @@ struct UpstreamTLSTests {
             process.environment = [
                 "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": secret, "https_proxy": "http://127.0.0.1:\(proxyPort)",
                 "SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)",
+                // The proxy and the TLS front are tasks of this test run, which on a loaded 2-core machine shares its
+                // few threads with every other test: room for them to be slow, not a bound on them.
+                "SENSGATE_UPSTREAM_TIMEOUT": "40",
             ]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -106,7 +109,8 @@ struct UpstreamTLSTests {
             try await waitUntilServing(port: port)
 
             let response = try await RawHTTP.exchange(
-                port: port, "GET /sms/v2/services/s/messages/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                port: port, "GET /sms/v2/services/s/messages/sms-delivered-0001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                timeout: .seconds(50))
             #expect(response.status == 200)
             #expect(proxy.connectTargets == ["127.0.0.1:\(front.port)"])
             let received = try #require(mock.receivedRequests.last)

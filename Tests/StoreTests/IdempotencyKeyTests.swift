@@ -28,7 +28,7 @@ struct IdempotencyKeyTests {
             let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
             #expect(try await store.claimKey(Self.key, now: 1_001, lease: Self.lease, ttl: Self.ttl) == .inProgress)
-            try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil))
+            try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil), now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 1_002, lease: Self.lease, ttl: Self.ttl) == .answered(Self.answer))
             // Another request under the key; the same key of another caller is another key.
             var other = Self.key
@@ -38,7 +38,7 @@ struct IdempotencyKeyTests {
             otherCaller.caller = "billing"
             _ = try Self.claimed(try await store.claimKey(otherCaller, now: 1_004, lease: Self.lease, ttl: Self.ttl))
             // A late settlement under a claim that is no longer the key's writes nothing.
-            try await store.settleKey(claim, as: .unknown)
+            try await store.settleKey(claim, as: .unknown, now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 1_005, lease: Self.lease, ttl: Self.ttl) == .answered(Self.answer))
             #expect(try await store.counts().keys == 2)
             await store.close()
@@ -50,7 +50,7 @@ struct IdempotencyKeyTests {
         try await SQLiteStoreTests.withDirectory { directory in
             let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
             let first = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
-            try await store.settleKey(first, as: .unknown)
+            try await store.settleKey(first, as: .unknown, now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 2_000, lease: Self.lease, ttl: Self.ttl) == .outcomeUnknown)
 
             var lapsing = Self.key
@@ -62,44 +62,58 @@ struct IdempotencyKeyTests {
             var released = Self.key
             released.key = "k-released"
             let claim = try Self.claimed(try await store.claimKey(released, now: 1_000, lease: Self.lease, ttl: Self.ttl))
-            try await store.settleKey(claim, as: .released)
+            try await store.settleKey(claim, as: .released, now: 1_000)
             let again = try Self.claimed(try await store.claimKey(released, now: 1_001, lease: Self.lease, ttl: Self.ttl))
             #expect(again.token != claim.token)
             await store.close()
         }
     }
 
-    @Test("an expired key is free again before it is swept; the sweep removes expired keys in bounded batches")
+    @Test("a key is kept ttl from its settlement (or its lapsed lease), free again before it is swept; sweeps are bounded")
     func expiry() async throws {
         try await SQLiteStoreTests.withDirectory { directory in
             let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: 5_000, ttl: 10_000))
-            try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil))
+            try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil), now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 10_999, lease: 5_000, ttl: 10_000) == .answered(Self.answer))
             var mismatched = Self.key
             mismatched.fingerprint = "f-new"
             // Expired: even another request may use the key now.
             let reused = try Self.claimed(try await store.claimKey(mismatched, now: 11_000, lease: 5_000, ttl: 10_000))
-            try await store.settleKey(reused, as: .unknown)
+            try await store.settleKey(reused, as: .unknown, now: 11_000)
             for index in 0..<5 {
                 var key = Self.key
                 key.key = "sweep-\(index)"
-                _ = try await store.claimKey(key, now: 1_000, lease: 5_000, ttl: 10_000)
+                let swept = try Self.claimed(try await store.claimKey(key, now: 1_000, lease: 5_000, ttl: 10_000))
+                try await store.settleKey(swept, as: .unknown, now: 1_000)
             }
             #expect(try await store.counts().keys == 6)
             #expect(try await store.sweepKeys(now: 11_000, limit: 3) == 3)
             #expect(try await store.sweepKeys(now: 11_000, limit: 3) == 2)
             #expect(try await store.sweepKeys(now: 11_000, limit: 3) == 0)
-            // The reused key expires 10 s after its new use.
+            // The reused key expires 10 s after its new settlement.
             #expect(try await store.counts().keys == 1)
             #expect(try await store.sweepKeys(now: 21_000, limit: 3) == 1)
-            // A key never expires while its claim holds, whatever the TTL.
-            var long = Self.key
-            long.key = "k-long-claim"
-            _ = try Self.claimed(try await store.claimKey(long, now: 30_000, lease: 20_000, ttl: 10_000))
+
+            // An answer that comes after more than the TTL (a slow SENS, a short idempotency-ttl) is kept the TTL from
+            // when it came: a retry right after it replays, never sends again.
+            var slow = Self.key
+            slow.key = "k-slow-answer"
+            let slowClaim = try Self.claimed(try await store.claimKey(slow, now: 30_000, lease: 20_000, ttl: 10_000))
             #expect(try await store.sweepKeys(now: 45_000, limit: 3) == 0)
-            #expect(try await store.claimKey(long, now: 45_000, lease: 20_000, ttl: 10_000) == .inProgress)
-            #expect(try await store.sweepKeys(now: 50_000, limit: 3) == 1)
+            #expect(try await store.claimKey(slow, now: 44_999, lease: 20_000, ttl: 10_000) == .inProgress)
+            try await store.settleKey(slowClaim, as: .answered(Self.answer, tracking: nil), now: 45_000)
+            #expect(try await store.claimKey(slow, now: 45_001, lease: 20_000, ttl: 10_000) == .answered(Self.answer))
+            #expect(try await store.claimKey(slow, now: 54_999, lease: 20_000, ttl: 10_000) == .answered(Self.answer))
+            #expect(try await store.sweepKeys(now: 55_000, limit: 3) == 1)
+
+            // A claim never settled (its process died) is outcome unknown for the TTL after its lease lapsed.
+            var lapsed = Self.key
+            lapsed.key = "k-lapsed"
+            _ = try Self.claimed(try await store.claimKey(lapsed, now: 100_000, lease: 20_000, ttl: 10_000))
+            #expect(try await store.sweepKeys(now: 120_000, limit: 3) == 0)
+            #expect(try await store.claimKey(lapsed, now: 129_999, lease: 20_000, ttl: 10_000) == .outcomeUnknown)
+            #expect(try await store.sweepKeys(now: 130_000, limit: 3) == 1)
             await store.close()
         }
     }
@@ -109,8 +123,19 @@ struct IdempotencyKeyTests {
         try await SQLiteStoreTests.withDirectory { directory in
             let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
-            try await store.settleKey(claim, as: .answered(Self.answer, tracking: SQLiteStoreTests.request("R-1")))
+            try await store.settleKey(claim, as: .answered(Self.answer, tracking: SQLiteStoreTests.request("R-1")), now: 1_000)
             #expect(try await store.request(id: "R-1")?.0 == SQLiteStoreTests.request("R-1"))
+            // A claim taken over (it expired and the key was claimed again) writes no answer; the send it made stands,
+            // so its tracking record is written all the same.
+            var later = Self.key
+            later.key = "k-taken-over"
+            let stale = try Self.claimed(try await store.claimKey(later, now: 1_000, lease: 5_000, ttl: 10_000))
+            let current = try Self.claimed(try await store.claimKey(later, now: 16_000, lease: 5_000, ttl: 10_000))
+            try await store.settleKey(stale, as: .answered(Self.answer, tracking: SQLiteStoreTests.request("R-2")), now: 16_001)
+            #expect(try await store.request(id: "R-2")?.0 == SQLiteStoreTests.request("R-2"))
+            #expect(try await store.claimKey(later, now: 16_002, lease: 5_000, ttl: 10_000) == .inProgress)
+            try await store.settleKey(current, as: .unknown, now: 16_003)
+            #expect(try await store.claimKey(later, now: 16_004, lease: 5_000, ttl: 10_000) == .outcomeUnknown)
             await store.close()
         }
     }
@@ -136,7 +161,7 @@ struct IdempotencyKeyTests {
         try await SQLiteStoreTests.withDirectory { directory in
             let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
             let answered = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
-            try await store.settleKey(answered, as: .answered(Self.answer, tracking: nil))
+            try await store.settleKey(answered, as: .answered(Self.answer, tracking: nil), now: 1_000)
             var inFlight = Self.key
             inFlight.key = "k-in-flight"
             _ = try Self.claimed(try await store.claimKey(inFlight, now: 1_000, lease: Self.lease, ttl: Self.ttl))

@@ -46,14 +46,20 @@ struct Passthrough: Sendable {
                 fingerprint: Idempotency.fingerprint(method: send.request.method, target: send.request.target, body: body))
             return .later { responder in
                 Task {
-                    switch await self.idempotency.claim(keyed) {
-                    case .failure(let error):
-                        responder.answer(.failure(error))
-                    case .success(let claim):
-                        record.idempotency = claim.metricLabel
-                        if let used = claim.answer { return responder.answer(used) }
-                        guard case .claimed(let claimed) = claim else { return }
-                        self.forward(send, claim: claimed, responder: responder)
+                    let claim = await self.idempotency.claim(keyed)
+                    // The record is the connection's: written on its loop (RequestRecord).
+                    responder.onLoop {
+                        switch claim {
+                        case .failure(let error):
+                            record.idempotency = "store_unavailable"
+                            responder.answer(.failure(error))
+                        case .success(.claimed(let claimed)):
+                            record.idempotency = KeyClaim.claimed(claimed).metricLabel
+                            self.forward(send, claim: claimed, responder: responder)
+                        case .success(let used):
+                            record.idempotency = used.metricLabel
+                            responder.answer(used.answer ?? .failure(GatewayError(.idempotencyInProgress, "the key's send is in flight")))
+                        }
                     }
                 }
             }
@@ -64,29 +70,37 @@ struct Passthrough: Sendable {
     private func forward(_ send: Send, claim: ClaimedKey?, responder: Responder) {
         let record = send.record
         self.upstream.send(send.request, route: record.route, record: record, cancellation: nil) { sent in
-            var answer = sent.mapError { GatewayError($0, method: send.request.method) }.flatMap(Self.answer)
-            var tracking: TrackedRequest? = nil
-            if let tracked = send.tracked, case .success(var accepted) = answer, accepted.status == .accepted {
-                tracking = self.tracking.request(for: tracked, body: send.body, accepted: accepted, caller: record.caller?.name)
-                accepted.headers.append((Tracking.answerHeader, tracking?.requestId ?? "failed"))
-                answer = .success(accepted)
-            }
-            if let claim {
-                let settlement: KeySettlement =
-                    switch Idempotency.settlement(of: sent, answer: answer) {
-                    case .answered(let stored, _): .answered(stored, tracking: tracking)
-                    case let other: other
-                    }
-                self.commit(operation: "settle_key", answer: answer, tracked: tracking != nil, responder: responder) {
-                    (store) async throws(StoreError) in try await store.settleKey(claim, as: settlement)
+            // Off the upstream client's one thread at once: what follows (the tracking record, the key's copy of the
+            // answer) runs on the connection's loop, and the answer is then written without another hop.
+            responder.onLoop { self.settle(send, sent: sent, claim: claim, responder: responder) }
+        }
+    }
+
+    /// What SENS's answer leaves to keep: a key's outcome, a tracking record, both (one transaction) or nothing.
+    private func settle(_ send: Send, sent: Result<UpstreamResponse, SENSCallFailure>, claim: ClaimedKey?, responder: Responder) {
+        let record = send.record
+        var answer = sent.mapError { GatewayError($0, method: send.request.method) }.flatMap(Self.answer)
+        var tracking: TrackedRequest? = nil
+        if let tracked = send.tracked, case .success(var accepted) = answer, accepted.status == .accepted {
+            tracking = self.tracking.request(for: tracked, body: send.body, accepted: accepted, caller: record.caller?.name)
+            accepted.headers.append((Tracking.answerHeader, tracking?.requestId ?? "failed"))
+            answer = .success(accepted)
+        }
+        if let claim {
+            let settlement: KeySettlement =
+                switch Idempotency.settlement(of: sent, answer: answer) {
+                case .answered(let stored, _): .answered(stored, tracking: tracking)
+                case let other: other
                 }
-            } else if let tracking {
-                self.commit(operation: "track", answer: answer, tracked: true, responder: responder) {
-                    (store) async throws(StoreError) in try await store.track(tracking)
-                }
-            } else {
-                responder.answer(answer)
+            self.commit(operation: "settle_key", answer: answer, tracked: tracking != nil, responder: responder) {
+                (store) async throws(StoreError) in try await store.settleKey(claim, as: settlement, now: StoreTime.now)
             }
+        } else if let tracking {
+            self.commit(operation: "track", answer: answer, tracked: true, responder: responder) {
+                (store) async throws(StoreError) in try await store.track(tracking)
+            }
+        } else {
+            responder.answer(answer)
         }
     }
 
@@ -97,10 +111,18 @@ struct Passthrough: Sendable {
         _ write: @escaping @Sendable (any DeliveryStore) async throws(StoreError) -> Void
     ) {
         guard let store = self.tracking.store ?? self.idempotency.store else { return responder.answer(answer) }
-        let answered = Mutex(false)
+        // Answered (once), and the deadline's timer, cancelled when the commit comes first (a timer per send left
+        // running would hold its answer until it fires).
+        let state = Mutex<(answered: Bool, deadline: Scheduled<Void>?)>((false, nil))
         let logger = self.logger
         let finish: @Sendable (String?) -> Void = { failure in
-            guard answered.withLock({ done in defer { done = true }; return !done }) else { return }
+            let first = state.withLock { state -> Bool in
+                guard !state.answered else { return false }
+                state.answered = true
+                state.deadline?.cancel()
+                return true
+            }
+            guard first else { return }
             guard let failure else { return responder.answer(answer) }
             // A tracked send's record, with or without a key's outcome in the same transaction.
             logger.error(
@@ -113,6 +135,10 @@ struct Passthrough: Sendable {
         }
         let metrics = self.tracking.metrics
         let deadline = self.commitDeadline
+        let timer = responder.eventLoop.scheduleTask(in: .nanoseconds(deadline.nanoseconds)) {
+            finish("not committed within \(deadline)")
+        }
+        state.withLock { state in state.deadline = timer }
         Task {
             do {
                 try await write(store)
@@ -121,10 +147,6 @@ struct Passthrough: Sendable {
                 metrics.recordStoreError(operation: operation)
                 finish("\(error)")
             }
-        }
-        Task {
-            try? await Task.sleep(for: deadline)
-            finish("not committed within \(deadline)")
         }
     }
 

@@ -254,6 +254,15 @@ func closedPort() async throws -> Int {
     throw RawHTTP.RawHTTPError.malformed("every candidate port has a listener")
 }
 
+/// Runs blocking work (a read that waits, a loop that sleeps, a thread fan-out) on a thread of its own. On the test
+/// run's cooperative threads (two, on a 2-core machine) it would stall every other test's tasks meanwhile — a client
+/// that cannot write its request in time, a relay that stops relaying.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
+
 /// A port to listen on: bound once, then closed, for a server started as a separate process.
 func freePort() async throws -> Int {
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
