@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // The embedded store: SQLite through a thread pool, no Foundation beyond FoundationEssentials.
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        // The fleet's store: PostgreSQL's wire protocol and a connection pool, no ORM.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // Tests only: TLS and HTTP/2 in front of the SENS mock, as SENS is reached in production.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
@@ -89,6 +91,8 @@ let package = Package(
             dependencies: [
                 "Signing",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,9 +161,17 @@ let package = Package(
             dependencies: ["Signing"],
             swiftSettings: swiftSettings
         ),
+        // Tests only: a throwaway PostgreSQL cluster (initdb into a temp dir, a free loopback port).
+        .target(
+            name: "PostgresTestServer",
+            path: "Tests/Support/PostgresTestServer",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "Store", "PostgresTestServer", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -182,6 +194,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "SensgateCLI",
+                "PostgresTestServer",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -5,22 +5,34 @@ import JSON
 import Signing
 import Store
 
-/// Where the operator tools find the store: `--data-dir`, else `SENSGATE_DATA_DIR`, else `./sensgate-data`.
-struct DataDirOption: ParsableArguments {
+/// Where the operator tools find the store: `--store` (else `SENSGATE_STORE`, else embedded) and, for the embedded
+/// one, `--data-dir` (else `SENSGATE_DATA_DIR`, else `./sensgate-data`).
+struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory of the embedded store (SENSGATE_DATA_DIR; default ./sensgate-data).")
     var dataDir: String?
+    @Option(help: "embedded, or serve's postgres://user@host:port/db (SENSGATE_STORE; default embedded).")
+    var store: String?
+    @Option(name: .customLong("store-password-file"), help: "File holding the PostgreSQL password (SENSGATE_STORE_PASSWORD_FILE; else PGPASSWORD).")
+    var storePasswordFile: String?
 
-    /// Opens the store beside a running `serve` (SQLite's WAL allows it): claims are left alone.
-    func open() async throws(ExitCode) -> SQLiteStore {
-        let directory = self.dataDir ?? ProcessInfo.processInfo.environment["SENSGATE_DATA_DIR"] ?? "./sensgate-data"
-        guard FileManager.default.fileExists(atPath: directory + "/sensgate.sqlite") else {
-            Console.error("no store in \(directory) (set --data-dir or SENSGATE_DATA_DIR to serve's)")
-            throw ExitCode(2)
-        }
+    /// Opens the store beside a running `serve` (SQLite's WAL allows it; PostgreSQL is shared anyway): claims are left
+    /// alone.
+    func open() async throws(ExitCode) -> any DeliveryStore {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = self.dataDir ?? environment["SENSGATE_DATA_DIR"] ?? "./sensgate-data"
         do {
-            return try await SQLiteStore.open(directory: directory, logger: LogSetup.quiet())
-        } catch {
+            let location = try StoreLocation(parsing: self.store ?? environment["SENSGATE_STORE"] ?? "embedded")
+            if location == .embedded && !FileManager.default.fileExists(atPath: directory + "/sensgate.sqlite") {
+                Console.error("no store in \(directory) (set --data-dir or SENSGATE_DATA_DIR to serve's)")
+                throw ExitCode(2)
+            }
+            return try await StoreSetup.open(
+                location, dataDir: directory, passwordFile: self.storePasswordFile ?? environment["SENSGATE_STORE_PASSWORD_FILE"], poolSize: 2,
+                logger: LogSetup.quiet(), owner: false)
+        } catch let error as StoreError {
             Console.error(error.description)
+            throw ExitCode(2)
+        } catch {
             throw ExitCode(2)
         }
     }
@@ -32,7 +44,7 @@ struct Events: AsyncParsableCommand {
         abstract: "List webhook events (failed by default), or queue a failed one again.",
         discussion: "Reads the store serve writes (it may be running). Prints JSON, as GET /v1/events answers, for every caller.")
 
-    @OptionGroup var store: DataDirOption
+    @OptionGroup var store: StoreOptions
     @Option(help: "failed, pending or delivered.")
     var state = "failed"
     @Option(help: "Only this caller's events.")
@@ -77,7 +89,7 @@ struct Track: AsyncParsableCommand {
         abstract: "Show a tracked send: its state and each message's latest unified result.",
         discussion: "Reads the store serve writes (it may be running). Exit 1 when the request is not tracked.")
 
-    @OptionGroup var store: DataDirOption
+    @OptionGroup var store: StoreOptions
     @Argument(help: "SENS's requestId of the send.")
     var requestId: String
 

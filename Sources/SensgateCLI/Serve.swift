@@ -26,10 +26,13 @@ struct Serve: AsyncParsableCommand {
             Console.error(
                 "warning: listening on \(configuration.listenHost) without caller tokens: anyone who can reach this port can send through your SENS account (set --caller-tokens-file)")
         }
-        // The store opens before anything listens: an unwritable data-dir stops serve here, with one line.
-        let store: SQLiteStore
+        // The store opens before anything listens: an unwritable data-dir or an unreachable database stops serve here,
+        // with one line.
+        let store: any DeliveryStore
         do {
-            store = try await SQLiteStore.open(directory: configuration.dataDir, logger: logger, releasingClaims: true)
+            store = try await StoreSetup.open(
+                configuration.store, dataDir: configuration.dataDir, passwordFile: configuration.storePasswordFile,
+                poolSize: configuration.storePoolSize, logger: logger, owner: true)
         } catch {
             Console.error(error.description)
             throw ExitCode(2)
@@ -111,6 +114,12 @@ struct SettingsOptions: ParsableArguments {
     var callerTokensFile: String?
     @Option(name: .customLong("data-dir"), help: "Directory of the embedded store (SENSGATE_DATA_DIR; default ./sensgate-data).")
     var dataDir: String?
+    @Option(help: "embedded, or postgres://user@host:port/db for a fleet (SENSGATE_STORE; default embedded).")
+    var store: String?
+    @Option(name: .customLong("store-password-file"), help: "File holding the PostgreSQL password (SENSGATE_STORE_PASSWORD_FILE; else PGPASSWORD).")
+    var storePasswordFile: String?
+    @Option(name: .customLong("store-pool-size"), help: "PostgreSQL connections per replica (SENSGATE_STORE_POOL_SIZE; default 10).")
+    var storePoolSize: String?
     @Flag(name: .customLong("track"), help: "Track every send to its final result when no caller tokens are configured (SENSGATE_TRACK).")
     var track = false
     @Option(name: .customLong("track-rate"), help: "The tracker's calls per second to SENS (SENSGATE_TRACK_RATE; default 20).")
@@ -140,6 +149,9 @@ struct SettingsOptions: ParsableArguments {
         flags["log-level"] = self.logLevel
         flags["caller-tokens-file"] = self.callerTokensFile
         flags["data-dir"] = self.dataDir
+        flags["store"] = self.store
+        flags["store-password-file"] = self.storePasswordFile
+        flags["store-pool-size"] = self.storePoolSize
         if self.track { flags["track"] = "true" }
         flags["track-rate"] = self.trackRate
         flags["track-max-age"] = self.trackMaxAge

@@ -42,6 +42,20 @@ public struct StoredHeader: Sendable, Equatable {
         self.name = name
         self.value = value
     }
+
+    /// The headers as the store keeps them: one `name: value` per line (names and values are the gateway's own: no
+    /// line breaks in them).
+    static func text(_ headers: [StoredHeader]) -> String {
+        headers.map { $0.name + ": " + $0.value }.joined(separator: "\n")
+    }
+
+    /// Headers read back from ``text(_:)``.
+    static func parse(_ text: String) -> [StoredHeader] {
+        text.split(separator: "\n").compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return StoredHeader(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
+        }
+    }
 }
 
 /// What claiming a key found (``DeliveryStore/claimKey(_:now:lease:ttl:)``).
@@ -57,6 +71,28 @@ public enum KeyClaim: Sendable, Equatable {
     case outcomeUnknown
     /// The key was used with another request (another fingerprint).
     case mismatch
+}
+
+extension KeyClaim {
+    /// What a key's row (whichever backend keeps it) says to a second call with the fingerprint `asking` at `now`.
+    /// - Parameter answer: Reads the stored answer, for a key in state `answered`.
+    static func found(
+        fingerprint: String, state: String, claimedUntil: StoreTime, asking: String, now: StoreTime,
+        answer: () throws(StoreError) -> StoredAnswer
+    ) throws(StoreError) -> KeyClaim {
+        guard fingerprint == asking else { return .mismatch }
+        switch state {
+        case "answered":
+            return .answered(try answer())
+        case "unknown":
+            return .outcomeUnknown
+        case "in_progress":
+            // A claim that lapsed belongs to a call that died (or could not write its outcome) mid-send.
+            return claimedUntil > now ? .inProgress : .outcomeUnknown
+        default:
+            throw .corrupt("an idempotency key's state")
+        }
+    }
 }
 
 /// A key claimed by one call: settled only under the claim the row still carries.

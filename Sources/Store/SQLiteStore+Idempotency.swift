@@ -5,7 +5,7 @@ import SQLiteNIO
 /// commits like tracking records, so keyed sends arriving together share a transaction.
 extension SQLiteStore {
     public func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim {
-        let token = Self.newClaimToken()
+        let token = ClaimToken.make()
         return try await self.batched { () async throws(StoreError) -> KeyClaim in
             // One connection, one writer at a time, and the read and the write in one transaction: no other claim can
             // come between them.
@@ -35,23 +35,16 @@ extension SQLiteStore {
 
     /// What a key's row says to a second call with `fingerprint` at `now`.
     private static func claim(found row: SQLiteRow, fingerprint: String, now: StoreTime) throws(StoreError) -> KeyClaim {
-        guard try Self.text(row, "fingerprint") == fingerprint else { return .mismatch }
-        switch try Self.text(row, "state") {
-        case "answered":
+        try KeyClaim.found(
+            fingerprint: try Self.text(row, "fingerprint"), state: try Self.text(row, "state"),
+            claimedUntil: try Self.integer(row, "claimed_until"), asking: fingerprint, now: now
+        ) { () throws(StoreError) in
             guard let status = row.column("status")?.integer else { throw .corrupt("an answered key without a status") }
-            return .answered(
-                StoredAnswer(
-                    status: Int(status), contentType: row.column("content_type")?.string,
-                    retryAfterSeconds: row.column("retry_after")?.integer.map { Int($0) },
-                    headers: Self.headers(row.column("headers")?.string ?? ""),
-                    body: row.column("body")?.blob.map { Array($0.readableBytesView) } ?? []))
-        case "unknown":
-            return .outcomeUnknown
-        case "in_progress":
-            // A claim that lapsed belongs to a call that died (or could not write its outcome) mid-send.
-            return try Self.integer(row, "claimed_until") > now ? .inProgress : .outcomeUnknown
-        default:
-            throw .corrupt("an idempotency key's state")
+            return StoredAnswer(
+                status: Int(status), contentType: row.column("content_type")?.string,
+                retryAfterSeconds: row.column("retry_after")?.integer.map { Int($0) },
+                headers: StoredHeader.parse(row.column("headers")?.string ?? ""),
+                body: row.column("body")?.blob.map { Array($0.readableBytesView) } ?? [])
         }
     }
 
@@ -71,7 +64,7 @@ extension SQLiteStore {
                     """,
                     [
                         .integer(.init(answer.status)), answer.contentType.map { .text($0) } ?? .null,
-                        answer.retryAfterSeconds.map { .integer(.init($0)) } ?? .null, .text(Self.headerText(answer.headers)),
+                        answer.retryAfterSeconds.map { .integer(.init($0)) } ?? .null, .text(StoredHeader.text(answer.headers)),
                         .blob(ByteBuffer(bytes: answer.body)), expires,
                     ] + held)
                 if let tracking { try await self.insert(tracking) }
@@ -100,19 +93,6 @@ extension SQLiteStore {
                 """,
                 [.integer(.init(now)), .integer(.init(now)), .integer(.init(limit))])
             return swept.count
-        }
-    }
-
-    /// The gateway's headers of an answer, one `name: value` per line (names and values are the gateway's own:
-    /// no line breaks in them).
-    private static func headerText(_ headers: [StoredHeader]) -> String {
-        headers.map { $0.name + ": " + $0.value }.joined(separator: "\n")
-    }
-
-    private static func headers(_ text: String) -> [StoredHeader] {
-        text.split(separator: "\n").compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return StoredHeader(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
         }
     }
 }

@@ -140,12 +140,6 @@ public final class SQLiteStore: DeliveryStore {
         ]
     ]
 
-    /// One token per claim: a write under it proves the claim was not taken over meanwhile.
-    static func newClaimToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt64, radix: 36) + String(generator.next() as UInt64, radix: 36)
-    }
-
     /// Releases every claim (see ``open(directory:logger:releasingClaims:)``).
     private func releaseClaims() async throws(StoreError) {
         try await self.transaction { () async throws(StoreError) in
@@ -307,7 +301,7 @@ public final class SQLiteStore: DeliveryStore {
                     SELECT ?, request_id, ?, caller, ?, ?, ?, 'pending' FROM tracked_requests WHERE request_id = ?
                     """,
                     [
-                        .text(Self.eventId(requestId: requestId, messageId: result.messageId)), .text(result.messageId),
+                        .text(StoredEvent.id(requestId: requestId, messageId: result.messageId)), .text(result.messageId),
                         .text(outcome.eventBody(result)), .integer(.init(now)), .integer(.init(now)), .text(requestId),
                     ])
             }
@@ -334,7 +328,7 @@ public final class SQLiteStore: DeliveryStore {
         table: StaticString, key: StaticString, due: StaticString, order: StaticString, now: StoreTime, limit: Int, lease: StoreTime,
         decode: (SQLiteRow) throws(StoreError) -> Item, id: (Item) -> String, token: WritableKeyPath<Item, String?>
     ) async throws(StoreError) -> [Item] {
-        let claim = Self.newClaimToken()
+        let claim = ClaimToken.make()
         return try await self.transaction { () async throws(StoreError) -> [Item] in
             let rows = try await self.rows(
                 "SELECT * FROM \(table) WHERE \(due) AND claimed_until <= ? ORDER BY \(order) LIMIT ?",
@@ -396,8 +390,6 @@ public final class SQLiteStore: DeliveryStore {
         }
     }
 
-    /// An event's id: derived from what it is about, so that writing it again (a retried transaction, another
-    /// replica's poll) finds the same row, and the receiver sees one `webhook-id` per message. 128 bits of SHA-256.
     public func counts() async throws(StoreError) -> StoreCounts {
         guard access(self.file, W_OK) == 0 else {
             throw .unavailable("the store's file \(self.file) is gone or not writable: \(String(cString: strerror(errno)))")
@@ -415,17 +407,6 @@ public final class SQLiteStore: DeliveryStore {
             }
             return counts
         }
-    }
-
-    public static func eventId(requestId: String, messageId: String) -> String {
-        let digest = SHA256.digest(Array(requestId.utf8) + [0] + Array(messageId.utf8))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var text = "evt_"
-        for byte in digest.prefix(16) {
-            text.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
-            text.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
-        }
-        return text
     }
 
     // MARK: Rows

@@ -35,7 +35,7 @@ struct DocumentationTests {
     func readme() throws {
         let text = try String(contentsOf: Self.repository.appendingPathComponent("README.md"), encoding: .utf8)
         #expect(text.contains("bash scripts/install-deps.sh && swift run sensgate demo"))
-        #expect(text.contains("bash scripts/install-deps.sh && swift test"))
+        #expect(text.contains("bash scripts/install-deps.sh --tests && swift test"))
         for key in ConfigurationLoader.keys where key != "secret-key" {
             #expect(text.contains(key), "README does not mention \(key)")
         }

@@ -138,7 +138,7 @@ struct HTTPExchangeTests {
         }
     }
 
-    @Test("a pipelined request waiting behind an answer slower than the client timeout is not cut off, nor is that answer")
+    @Test("a pipelined request waiting behind an answer slower than the client timeout is not cut off, nor is that answer", .tags(.timing))
     func waitingBehindSlowAnswer() async throws {
         // 2 s, not less: the client is a task of this test run, and on a loaded 2-core machine it may take over a second
         // between connecting and writing — which the gateway rightly answers by closing.

@@ -60,7 +60,7 @@ struct RetryTests {
         }
     }
 
-    @Test("all attempts stay inside one deadline")
+    @Test("all attempts stay inside one deadline", .tags(.timing))
     func deadline() async throws {
         try await TestGateway.run(configure: {
             $0.upstreamTimeout = .seconds(1)
@@ -435,7 +435,7 @@ struct HostileInputTests {
         }
     }
 
-    @Test("a client too slow to send its head or body is cut off")
+    @Test("a client too slow to send its head or body is cut off", .tags(.timing))
     func slowClient() async throws {
         try await TestGateway.run(configure: { $0.clientTimeout = .milliseconds(400) }) { gw in
             let head = try await RawHTTP.timeUntilClosed(port: gw.port, sending: "GET /healthz HTTP/1.1\r\nHost:", limit: .seconds(5))

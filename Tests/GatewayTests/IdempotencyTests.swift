@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SENSMock
 import Store
+import PostgresTestServer
 import Testing
 
 /// Idempotent sends (PRODUCT.md §7) over real sockets against the signature-verifying mock: a keyed send reaches
@@ -246,6 +247,32 @@ struct IdempotencyTests {
         #expect(unknown.status == 409)
         #expect(try unknown.error().code == "idempotency_outcome_unknown")
         #expect(Self.sendsReceived(second.mock) == 2)
+    }
+
+    @Test("two replicas on one PostgreSQL store: a key claimed on one is replayed by the other, whose SENS sees nothing")
+    func acrossReplicas() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let environment = [
+            "SENSGATE_STORE": "postgres://\(server.user)@127.0.0.1:\(server.port)/\(database)?sslmode=disable",
+            "PGPASSWORD": PostgresTestServer.password,
+        ]
+        let a = try await ServeProcess.start(environment: environment)
+        defer { a.terminate() }
+        let b = try await ServeProcess.start(environment: environment)
+        defer { b.terminate() }
+        let first = try await RawHTTP.exchange(port: a.port, Self.send(key: "fleet-1"))
+        #expect(first.status == 202)
+        let replayed = try await RawHTTP.exchange(port: b.port, Self.send(key: "fleet-1"))
+        #expect(replayed.status == 202)
+        #expect(replayed.body == first.body)
+        #expect(replayed.header("idempotent-replayed") == "true")
+        // The same key with another body, on either replica: a mismatch.
+        #expect(try await RawHTTP.exchange(port: b.port, Self.send(key: "fleet-1", body: Self.body + " ")).status == 422)
+        #expect(Self.sendsReceived(a.mock) == 1)
+        #expect(Self.sendsReceived(b.mock) == 0)
+        await a.stop()
+        await b.stop()
     }
 
     @Test("a key is kept idempotency-ttl: after it, the same send is sent again")

@@ -148,7 +148,7 @@ struct PassthroughTests {
         }
     }
 
-    @Test("a slow upstream ends in 504 upstream_timeout within the configured time")
+    @Test("a slow upstream ends in 504 upstream_timeout within the configured time", .tags(.timing))
     func timeout() async throws {
         try await TestGateway.run(configure: { $0.upstreamTimeout = .milliseconds(500) }) { gw in
             let start = ContinuousClock.now

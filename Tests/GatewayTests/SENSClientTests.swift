@@ -6,7 +6,7 @@ import Testing
 
 /// The SENS client over real sockets: what happened on the wire decides retries, the breaker and the error, and the
 /// breaker always recovers.
-@Suite("SENS client: outcomes, retries, breaker")
+@Suite("SENS client: outcomes, retries, breaker", .tags(.timing))
 struct SENSClientTests {
     static let lookup = "/sms/v2/services/\(Fixtures.smsServiceID)/messages/\(Fixtures.smsSeedMessageID)"
     static let send = "/sms/v2/services/\(Fixtures.smsServiceID)/messages"

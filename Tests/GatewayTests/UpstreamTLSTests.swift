@@ -6,7 +6,7 @@ import Testing
 
 /// sensgate → SENS as in production: `https`, certificates verified, HTTP/2 agreed by ALPN. The project's mock sits
 /// behind a TLS front (Support/TLSUpstream.swift) with a test CA that sensgate is given as `upstream-ca-file`.
-@Suite("Upstream over TLS")
+@Suite("Upstream over TLS", .tags(.timing))
 struct UpstreamTLSTests {
     static let sms = Fixtures.smsServiceID
 
@@ -88,7 +88,7 @@ struct UpstreamTLSTests {
         let caFile = try TLSUpstream.authorityFile()
         defer { try? FileManager.default.removeItem(atPath: caFile) }
         let proxy = ConnectProxy()
-        try await proxy.run { proxyPort in
+        try await LoadGate.scope { try await proxy.run { proxyPort in
             let port = try await freePort()
             let process = Process()
             process.executableURL = try sensgateExecutable()
@@ -115,7 +115,7 @@ struct UpstreamTLSTests {
             #expect(proxy.connectTargets == ["127.0.0.1:\(front.port)"])
             let received = try #require(mock.receivedRequests.last)
             #expect(received.signatureValid && received.httpVersion == "2")
-        }
+        } }
         await front.stop()
         await mock.stop()
     }

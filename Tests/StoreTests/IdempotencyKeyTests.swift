@@ -4,8 +4,8 @@ import SQLiteNIO
 import Store
 import Testing
 
-/// Idempotency keys in the embedded store (PRODUCT.md §7), against a real SQLite file.
-@Suite("SQLite store: idempotency keys")
+/// Idempotency keys (PRODUCT.md §7) in both backends: a real SQLite file and a real PostgreSQL server.
+@Suite("Store: idempotency keys")
 struct IdempotencyKeyTests {
     static let key = IdempotencyKey(caller: "orders", key: "k-1", fingerprint: "f-1")
     static let lease: StoreTime = 30_000
@@ -22,10 +22,9 @@ struct IdempotencyKeyTests {
         return claimed
     }
 
-    @Test("first use claims; a second is in progress until the answer is settled, then replays it exactly")
-    func claimThenReplay() async throws {
-        try await SQLiteStoreTests.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
+    @Test("first use claims; a second is in progress until the answer is settled, then replays it exactly", arguments: Backend.allCases)
+    func claimThenReplay(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
             #expect(try await store.claimKey(Self.key, now: 1_001, lease: Self.lease, ttl: Self.ttl) == .inProgress)
             try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil), now: 1_000)
@@ -45,10 +44,9 @@ struct IdempotencyKeyTests {
         }
     }
 
-    @Test("an unknown outcome stays unknown; a lapsed claim is unknown; a released key is claimed again")
-    func unknownAndReleased() async throws {
-        try await SQLiteStoreTests.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
+    @Test("an unknown outcome stays unknown; a lapsed claim is unknown; a released key is claimed again", arguments: Backend.allCases)
+    func unknownAndReleased(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let first = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
             try await store.settleKey(first, as: .unknown, now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 2_000, lease: Self.lease, ttl: Self.ttl) == .outcomeUnknown)
@@ -69,10 +67,9 @@ struct IdempotencyKeyTests {
         }
     }
 
-    @Test("a key is kept ttl from its settlement (or its lapsed lease), free again before it is swept; sweeps are bounded")
-    func expiry() async throws {
-        try await SQLiteStoreTests.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
+    @Test("a key is kept ttl from its settlement (or its lapsed lease), free again before it is swept; sweeps are bounded", arguments: Backend.allCases)
+    func expiry(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: 5_000, ttl: 10_000))
             try await store.settleKey(claim, as: .answered(Self.answer, tracking: nil), now: 1_000)
             #expect(try await store.claimKey(Self.key, now: 10_999, lease: 5_000, ttl: 10_000) == .answered(Self.answer))
@@ -118,10 +115,9 @@ struct IdempotencyKeyTests {
         }
     }
 
-    @Test("a tracked answer and its tracking record are written together")
-    func trackedSettlement() async throws {
-        try await SQLiteStoreTests.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
+    @Test("a tracked answer and its tracking record are written together", arguments: Backend.allCases)
+    func trackedSettlement(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let claim = try Self.claimed(try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl))
             try await store.settleKey(claim, as: .answered(Self.answer, tracking: SQLiteStoreTests.request("R-1")), now: 1_000)
             #expect(try await store.request(id: "R-1")?.0 == SQLiteStoreTests.request("R-1"))
@@ -140,10 +136,9 @@ struct IdempotencyKeyTests {
         }
     }
 
-    @Test("fifty claims of one key at once: exactly one is claimed, the others see it in progress")
-    func concurrentClaims() async throws {
-        try await SQLiteStoreTests.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: SQLiteStoreTests.logger)
+    @Test("fifty claims of one key at once: exactly one is claimed, the others see it in progress", arguments: Backend.allCases)
+    func concurrentClaims(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let claims = try await withThrowingTaskGroup(of: KeyClaim.self) { group in
                 for _ in 0..<50 { group.addTask { try await store.claimKey(Self.key, now: 1_000, lease: Self.lease, ttl: Self.ttl) } }
                 var claims: [KeyClaim] = []

@@ -6,8 +6,9 @@ import Testing
 import Glibc
 #endif
 
-/// The embedded store against a real SQLite file in a temporary directory.
-@Suite("SQLite store")
+/// The store against a real SQLite file in a temporary directory and a real PostgreSQL server (the contract tests run
+/// on both backends; the file tests on SQLite).
+@Suite("Store: every backend alike, and the SQLite file")
 struct SQLiteStoreTests {
     /// A fresh directory under /tmp, removed afterwards.
     static func withDirectory(_ body: (String) async throws -> Void) async throws {
@@ -33,14 +34,13 @@ struct SQLiteStoreTests {
         PollOutcome(results: results, state: state, nextPollAt: next) { result in #"{"type":"delivery.completed","data":\#(result.json)}"# }
     }
 
-    @Test("the schema is created in a new data-dir, and what was written is there after reopening")
-    func survivesReopen() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("the schema is created in a new data-dir, and what was written is there after reopening", arguments: Backend.allCases)
+    func survivesReopen(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             try await store.track(Self.request("R-1"))
             try await store.track(Self.request("R-1", at: 5))  // the same request again changes nothing
             await store.close()
-            let reopened = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            let reopened = try await reopen()
             let (request, results) = try #require(try await reopened.request(id: "R-1"))
             #expect(request == Self.request("R-1"))
             #expect(results.isEmpty)
@@ -49,10 +49,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("due requests are claimed under a lease: not handed out again until it lapses or the poll is recorded")
-    func leases() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("due requests are claimed under a lease: not handed out again until it lapses or the poll is recorded", arguments: Backend.allCases)
+    func leases(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             for id in ["R-1", "R-2", "R-3"] { try await store.track(Self.request(id)) }
             #expect(try await store.claimDueRequests(now: 2_999, limit: 10, lease: 30_000).isEmpty)  // not due yet
             let first = try await store.claimDueRequests(now: 3_000, limit: 2, lease: 30_000)
@@ -76,10 +75,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("a final result and its event are written together; a result once final is not changed, nor its event doubled")
-    func outbox() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("a final result and its event are written together; a result once final is not changed, nor its event doubled", arguments: Backend.allCases)
+    func outbox(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             try await store.track(Self.request("R-1"))
             let pending = StoredResult(messageId: "m-1", isFinal: false, json: #"{"status":"processing"}"#)
             let done = StoredResult(messageId: "m-2", isFinal: true, json: #"{"status":"completed"}"#)
@@ -104,10 +102,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("delivery attempts: retried with the same id, delivered, or failed and queued again")
-    func attempts() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("delivery attempts: retried with the same id, delivered, or failed and queued again", arguments: Backend.allCases)
+    func attempts(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             try await store.track(Self.request("R-1"))
             let done = StoredResult(messageId: "m-1", isFinal: true, json: "{}")
             let claimed = try #require(try await store.claimDueRequests(now: 3_000, limit: 1, lease: 1_000).first)
@@ -135,10 +132,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("concurrent writers: every transaction commits whole, none interleaves")
-    func concurrent() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("concurrent writers: every transaction commits whole, none interleaves", arguments: Backend.allCases)
+    func concurrent(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<50 {
                     group.addTask {
@@ -168,10 +164,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("a task cancelled in the middle of its writes leaves no transaction open: the store goes on")
-    func cancelled() async throws {
-        try await Self.withDirectory { directory in
-            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+    @Test("a task cancelled in the middle of its writes leaves no transaction open: the store goes on", arguments: Backend.allCases)
+    func cancelled(backend: Backend) async throws {
+        try await backend.withStore { store, reopen in
             let writer = Task {
                 for index in 0..<400 { try? await store.track(Self.request("C-\(index)")) }
             }
@@ -193,9 +188,9 @@ struct SQLiteStoreTests {
             #expect(info.st_mode & 0o077 == 0)
             await store.close()
         }
-        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1") == SQLiteStore.eventId(requestId: "R-1", messageId: "m-1"))
-        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1") != SQLiteStore.eventId(requestId: "R-1m", messageId: "-1"))
-        #expect(SQLiteStore.eventId(requestId: "R-1", messageId: "m-1").utf8.count == 36)
+        #expect(StoredEvent.id(requestId: "R-1", messageId: "m-1") == StoredEvent.id(requestId: "R-1", messageId: "m-1"))
+        #expect(StoredEvent.id(requestId: "R-1", messageId: "m-1") != StoredEvent.id(requestId: "R-1m", messageId: "-1"))
+        #expect(StoredEvent.id(requestId: "R-1", messageId: "m-1").utf8.count == 36)
     }
 
     @Test("an unwritable data-dir is refused with a reason")

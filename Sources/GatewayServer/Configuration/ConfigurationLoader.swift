@@ -1,4 +1,5 @@
 import SENSClient
+import Store
 import FoundationEssentials
 import Logging
 public import Signing
@@ -43,6 +44,9 @@ public enum ConfigurationLoader {
         Setting(key: "cache-size", environment: "SENSGATE_CACHE_SIZE", defaultValue: "10000"),
         Setting(key: "cache-ttl", environment: "SENSGATE_CACHE_TTL", defaultValue: "300"),
         Setting(key: "cache-bytes", environment: "SENSGATE_CACHE_BYTES", defaultValue: "33554432"),
+        Setting(key: "store", environment: "SENSGATE_STORE", defaultValue: "embedded"),
+        Setting(key: "store-password-file", environment: "SENSGATE_STORE_PASSWORD_FILE", defaultValue: nil),
+        Setting(key: "store-pool-size", environment: "SENSGATE_STORE_POOL_SIZE", defaultValue: "10"),
         Setting(key: "data-dir", environment: "SENSGATE_DATA_DIR", defaultValue: "./sensgate-data"),
         Setting(key: "track", environment: "SENSGATE_TRACK", defaultValue: "false"),
         Setting(key: "track-rate", environment: "SENSGATE_TRACK_RATE", defaultValue: "20"),
@@ -173,6 +177,16 @@ public enum ConfigurationLoader {
         configuration.logLevel = logLevel
         configuration.dataDir = value("data-dir") ?? "./sensgate-data"
         guard !configuration.dataDir.isEmpty else { throw ConfigurationError("data-dir must not be empty") }
+        do {
+            configuration.store = try StoreLocation(parsing: value("store") ?? "embedded")
+        } catch {
+            throw ConfigurationError("store: \(error.message)")
+        }
+        configuration.storePasswordFile = value("store-password-file")
+        guard let poolSize = Int(value("store-pool-size") ?? ""), (1...500).contains(poolSize) else {
+            throw ConfigurationError("store-pool-size \"\(value("store-pool-size") ?? "")\" must be connections from 1 to 500")
+        }
+        configuration.storePoolSize = poolSize
         switch (value("track") ?? "false").lowercased() {
         case "true", "1", "yes": configuration.track = true
         case "false", "0", "no": configuration.track = false

@@ -1,3 +1,4 @@
+public import Store
 public import SENSClient
 public import Logging
 public import Signing
@@ -21,6 +22,10 @@ public import Signing
 /// - `max-buffered-body-bytes`, `max-buffered-response-bytes` / `SENSGATE_MAX_BUFFERED_BODY_BYTES`,
 ///   `SENSGATE_MAX_BUFFERED_RESPONSE_BYTES`: request and SENS response bytes held at once, default 64 MiB each.
 /// - `cache-bytes` / `SENSGATE_CACHE_BYTES`: most bytes the result cache holds, default 32 MiB.
+/// - `store` / `SENSGATE_STORE`: `embedded` (the default: SQLite in `data-dir`) or `postgres://user@host:port/db`
+///   (`?sslmode=require` or `verify-full` for TLS), shared by a fleet of replicas.
+/// - `store-password-file` / `SENSGATE_STORE_PASSWORD_FILE`: the PostgreSQL password, else `PGPASSWORD`.
+/// - `store-pool-size` / `SENSGATE_STORE_POOL_SIZE`: PostgreSQL connections per replica, default 10.
 /// - `data-dir` / `SENSGATE_DATA_DIR`: where the embedded store keeps its file, default `./sensgate-data`.
 /// - `track` / `SENSGATE_TRACK`: follow every send to its final result when no caller tokens say otherwise, default false.
 /// - `track-rate` / `SENSGATE_TRACK_RATE`: the tracker's calls per second to SENS, default 20.
@@ -82,6 +87,12 @@ public struct GatewayConfiguration: Sendable {
     public var cacheBytes: Int
     /// Where the embedded store keeps its file (created if missing).
     public var dataDir: String
+    /// The backend: the embedded file in ``dataDir``, or a PostgreSQL database shared by a fleet.
+    public var store: StoreLocation
+    /// The file holding the PostgreSQL password (read when the store opens, never kept here); else `PGPASSWORD`.
+    public var storePasswordFile: String?
+    /// The most PostgreSQL connections this replica opens.
+    public var storePoolSize: Int
     /// Whether sends are tracked without being asked (without caller tokens; a caller's `track` decides with them).
     public var track: Bool
     /// How long SENS's accepted answer to a tracked send waits for its record (past it: `X-Sensgate-Tracking: failed`,
@@ -139,6 +150,9 @@ public struct GatewayConfiguration: Sendable {
         self.cacheSize = 10_000
         self.cacheBytes = 32 << 20
         self.dataDir = "./sensgate-data"
+        self.store = .embedded
+        self.storePasswordFile = nil
+        self.storePoolSize = 10
         self.track = false
         self.trackCommitDeadline = .seconds(1)
         self.cacheTTL = .seconds(300)

@@ -62,6 +62,16 @@ struct TestGateway: Sendable {
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestGateway) async throws -> Void
     ) async throws {
+        try await LoadGate.scope {
+            try await Self.runGated(
+                mockSecret: mockSecret, deliveryDelay: deliveryDelay, upstream: upstream, tls: tls, configure: configure, body)
+        }
+    }
+
+    private static func runGated(
+        mockSecret: String, deliveryDelay: Duration, upstream: String?, tls: TLSUpstream.Setup?,
+        configure: @Sendable (inout GatewayConfiguration) -> Void, _ body: @Sendable (TestGateway) async throws -> Void
+    ) async throws {
         let mock = SENSMock(accessKey: accessKey, secretKey: SecretKey(mockSecret), deliveryDelay: deliveryDelay)
         let mockPort = try await mock.start()
         let front: TLSUpstream? = if let tls { try await TLSUpstream.start(mock: mock, setup: tls) } else { nil }
@@ -348,9 +358,10 @@ struct ServeProcess {
     }
 }
 
-/// Waits until a `sensgate serve` started as a separate process answers `/healthz` (at most about 5 s).
+/// Waits until a `sensgate serve` started as a separate process answers `/healthz` (at most about 15 s: a debug build
+/// starting on a loaded 2-core machine).
 func waitUntilServing(port: Int) async throws {
-    for _ in 0..<200 {
+    for _ in 0..<600 {
         let health = try? await RawHTTP.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1))
         if health?.status == 200 { return }
         try await Task.sleep(for: .milliseconds(25))

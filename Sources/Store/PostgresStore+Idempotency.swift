@@ -1,0 +1,101 @@
+import NIOCore
+import PostgresNIO
+
+/// Idempotency keys in the fleet's store (PRODUCT.md §7): the claim is one `INSERT … ON CONFLICT DO UPDATE … WHERE`
+/// the key is free, so of two replicas claiming one key at once exactly one gets it — the other's statement waits on
+/// the row's lock and then finds it taken.
+extension PostgresStore {
+    public func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim {
+        let token = ClaimToken.make()
+        return try await self.transaction { connection -> KeyClaim in
+            // Free: new, or expired with no claim that still holds (its send may be in flight). The conflicting row is
+            // locked either way, so the read below sees it as it stays until this transaction ends.
+            let claimed = try await Self.rows(
+                connection,
+                """
+                INSERT INTO idempotency_keys (caller, key, fingerprint, state, claim_token, claimed_until, created_at, expires_at)
+                VALUES (\(key.caller), \(key.key), \(key.fingerprint), 'in_progress', \(token), \(now + lease), \(now), \(now + lease + ttl))
+                ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'in_progress',
+                    claim_token = excluded.claim_token, claimed_until = excluded.claimed_until, created_at = excluded.created_at,
+                    expires_at = excluded.expires_at, status = NULL, content_type = NULL, retry_after = NULL, headers = NULL, body = NULL
+                WHERE idempotency_keys.expires_at <= \(now)
+                    AND NOT (idempotency_keys.state = 'in_progress' AND idempotency_keys.claimed_until > \(now))
+                RETURNING claim_token
+                """, self.logger)
+            if try claimed.first?.decode(String?.self) == token {
+                return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token, ttl: ttl))
+            }
+            guard let row = try await Self.rows(
+                connection, "SELECT * FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key)", self.logger
+            ).first else {
+                // Swept between the two statements: the caller's retry claims it.
+                throw StoreError.unavailable("an idempotency key changed while it was claimed")
+            }
+            let columns = row.makeRandomAccess()
+            return try KeyClaim.found(
+                fingerprint: try columns["fingerprint"].decode(String.self), state: try columns["state"].decode(String.self),
+                claimedUntil: try columns["claimed_until"].decode(Int64.self), asking: key.fingerprint, now: now
+            ) { () throws(StoreError) in
+                do {
+                    guard let status = try columns["status"].decode(Int?.self) else { throw StoreError.corrupt("an answered key without a status") }
+                    return StoredAnswer(
+                        status: status, contentType: try columns["content_type"].decode(String?.self),
+                        retryAfterSeconds: try columns["retry_after"].decode(Int?.self),
+                        headers: StoredHeader.parse(try columns["headers"].decode(String?.self) ?? ""),
+                        body: try columns["body"].decode(ByteBuffer?.self).map { Array($0.readableBytesView) } ?? [])
+                } catch {
+                    throw Self.storeError(error)
+                }
+            }
+        }
+    }
+
+    public func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement, now: StoreTime) async throws(StoreError) {
+        let expires = now + claim.ttl
+        try await self.transaction { connection in
+            switch settlement {
+            case .answered(let answer, let tracking):
+                try await Self.run(
+                    connection,
+                    """
+                    UPDATE idempotency_keys SET state = 'answered', claim_token = NULL, status = \(answer.status),
+                        content_type = \(answer.contentType), retry_after = \(answer.retryAfterSeconds),
+                        headers = \(StoredHeader.text(answer.headers)), body = \(ByteBuffer(bytes: answer.body)), expires_at = \(expires)
+                    WHERE caller = \(claim.caller) AND key = \(claim.key) AND claim_token = \(claim.token) AND state = 'in_progress'
+                    """, self.logger)
+                // The send stands whether or not the claim was still the key's.
+                if let tracking { try await self.insert(tracking, on: connection) }
+            case .unknown:
+                try await Self.run(
+                    connection,
+                    """
+                    UPDATE idempotency_keys SET state = 'unknown', claim_token = NULL, expires_at = \(expires)
+                    WHERE caller = \(claim.caller) AND key = \(claim.key) AND claim_token = \(claim.token) AND state = 'in_progress'
+                    """, self.logger)
+            case .released:
+                try await Self.run(
+                    connection,
+                    """
+                    DELETE FROM idempotency_keys
+                    WHERE caller = \(claim.caller) AND key = \(claim.key) AND claim_token = \(claim.token) AND state = 'in_progress'
+                    """, self.logger)
+            }
+        }
+    }
+
+    public func sweepKeys(now: StoreTime, limit: Int) async throws(StoreError) -> Int {
+        try await self.connection { connection in
+            // Bounded, and rows another replica is claiming or sweeping are skipped, not waited for.
+            try await Self.rows(
+                connection,
+                """
+                DELETE FROM idempotency_keys WHERE ctid IN (
+                    SELECT ctid FROM idempotency_keys
+                    WHERE expires_at <= \(now) AND NOT (state = 'in_progress' AND claimed_until > \(now))
+                    LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """, self.logger
+            ).count
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Logging
+import PostgresTestServer
+import Store
+import Testing
+
+/// What only the fleet's backend does: its URL, several replicas on one database, migrations under a lock, an
+/// unreachable server. Against a real PostgreSQL server (the run's throwaway cluster).
+@Suite("PostgreSQL store")
+struct PostgresStoreTests {
+    static func open(_ database: String, port: Int? = nil) async throws -> PostgresStore {
+        let server = try await PostgresTestServer.shared()
+        let location = PostgresLocation(user: server.user, host: "127.0.0.1", port: port ?? server.port, database: database, tls: .disable)
+        return try await PostgresStore.open(location, password: PostgresTestServer.password, poolSize: 8, logger: SQLiteStoreTests.logger)
+    }
+
+    @Test("store URLs: user, host, port, database and sslmode; a password in the URL is refused, and never echoed")
+    func location() throws {
+        let plain = try PostgresLocation(parsing: "postgres://sensgate@db.internal/sensgate")
+        #expect(plain == PostgresLocation(user: "sensgate", host: "db.internal", port: 5432, database: "sensgate", tls: .prefer))
+        let full = try PostgresLocation(parsing: "postgresql://app@10.0.0.5:6432/notify?sslmode=require")
+        #expect(full == PostgresLocation(user: "app", host: "10.0.0.5", port: 6432, database: "notify", tls: .require))
+        let v6 = try PostgresLocation(parsing: "postgres://app@[::1]:5433/db?sslmode=verify-full")
+        #expect(v6 == PostgresLocation(user: "app", host: "::1", port: 5433, database: "db", tls: .verifyFull))
+        #expect(v6.description == "postgres://app@[::1]:5433/db?sslmode=verify-full")
+        #expect(full.description == "postgres://app@10.0.0.5:6432/notify?sslmode=require")
+        for bad in [
+            "mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a@/c", "postgres://a@b/", "postgres://a@b:0/c",
+            "postgres://a@b:99999/c", "postgres://a@b:x/c", "postgres://a@b/c?sslmode=maybe", "postgres://a@b/c?connect_timeout=3",
+        ] {
+            #expect(throws: StoreError.self, "\(bad)") { try PostgresLocation(parsing: bad) }
+        }
+        do {
+            _ = try PostgresLocation(parsing: "postgres://app:hunter2@db/notify")
+            Issue.record("a password in the URL was accepted")
+        } catch {
+            #expect(error.message.contains("password") && !error.message.contains("hunter2"))
+        }
+    }
+
+    @Test("four replicas starting at once on a new database: one creates the schema, all open it")
+    func concurrentMigration() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
+            for _ in 0..<4 { group.addTask { try await Self.open(database) } }
+            return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
+        }
+        #expect(stores.count == 4)
+        #expect(try await server.psql(database, "SELECT version FROM sensgate_schema_version") == "1\n")
+        for store in stores { await store.close() }
+        // A database a newer sensgate migrated is left alone.
+        try await server.psql(database, "UPDATE sensgate_schema_version SET version = 99")
+        await #expect(throws: StoreError.self) { try await Self.open(database) }
+    }
+
+    @Test("two replicas claiming one key at once, 25 times each: one send; due work claimed by both is never handed to both")
+    func replicas() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let a = try await Self.open(database)
+        let b = try await Self.open(database)
+        let key = IdempotencyKey(caller: "orders", key: "shared", fingerprint: "f")
+        let claims = try await withThrowingTaskGroup(of: KeyClaim.self) { group in
+            for index in 0..<50 {
+                let store = index.isMultiple(of: 2) ? a : b
+                group.addTask { try await store.claimKey(key, now: 1_000, lease: 30_000, ttl: 86_400_000) }
+            }
+            return try await group.reduce(into: [KeyClaim]()) { $0.append($1) }
+        }
+        #expect(claims.filter { if case .claimed = $0 { true } else { false } }.count == 1)
+        #expect(claims.filter { $0 == .inProgress }.count == 49)
+
+        for index in 0..<200 { try await (index.isMultiple(of: 2) ? a : b).track(SQLiteStoreTests.request("R-\(index)")) }
+        let handedOut = try await withThrowingTaskGroup(of: [String].self) { group in
+            for index in 0..<10 {
+                let store = index.isMultiple(of: 2) ? a : b
+                group.addTask { try await store.claimDueRequests(now: 3_000, limit: 25, lease: 30_000).map(\.requestId) }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(handedOut.count == 200)
+        #expect(Set(handedOut).count == 200)
+        await a.close()
+        await b.close()
+    }
+
+    @Test("a server that is not there: opening fails with a reason within the connect timeout, never hangs")
+    func unreachable() async throws {
+        let start = ContinuousClock.now
+        do {
+            let store = try await Self.open("nowhere", port: 1)
+            await store.close()
+            Issue.record("opened a store on port 1")
+        } catch let error as StoreError {
+            #expect(error.isTransient)
+            #expect(error.message.contains("PostgreSQL"), "\(error)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(30))
+    }
+}
