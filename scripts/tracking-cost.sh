@@ -6,20 +6,28 @@
 #   2. SENS calls per tracked message (the tracker's calls counted in /metrics), SMS and AlimTalk;
 #   3. RSS with N tracked requests open (recipients ending 9999 never complete).
 #   scripts/tracking-cost.sh [open requests, default 10000]
+#   PART=1 runs part 1 only; STORE=postgres://… (and PGPASSWORD) measures the PostgreSQL store; SENSGATE_BIN=… uses
+#   a release binary built elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 open_requests="${1:-10000}"
 export PATH="/opt/swift/usr/bin:$PATH"
 command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq wrk >/dev/null; }
-build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path .build-static)
-"${build[@]}" > /tmp/sensgate-tracking-build.log 2>&1 || { cat /tmp/sensgate-tracking-build.log; exit 1; }
-bin="$("${build[@]}" --show-bin-path)/sensgate"
+if [ -n "${SENSGATE_BIN:-}" ]; then
+  bin="$SENSGATE_BIN"  # a release binary built elsewhere
+else
+  build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path .build-static)
+  "${build[@]}" > /tmp/sensgate-tracking-build.log 2>&1 || { cat /tmp/sensgate-tracking-build.log; exit 1; }
+  bin="$("${build[@]}" --show-bin-path)/sensgate"
+fi
 work=$(mktemp -d /tmp/sensgate-tracking.XXXX)
 base=$((40000 + RANDOM % 10000)); mock=$base; gw=$((base + 1))
 export NCP_ACCESS_KEY=TRACKINGCOST NCP_SECRET_KEY=tracking-cost-secret
 sms="ncp:sms:kr:500000000001:sens"; at="ncp:kkobizmsg:kr:270000000007:sens"
 "$bin" mock --listen "127.0.0.1:$mock" --delivery-delay 3 >/dev/null 2>&1 & mock_pid=$!
+# STORE=postgres://user@host:port/db (with PGPASSWORD) measures the PostgreSQL store instead of the embedded one.
 "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$mock" --data-dir "$work/data" --log-level warning \
+  ${STORE:+--store "$STORE"} \
   --sms-service-id "$sms" --alimtalk-service-id "$at" >/dev/null 2>"$work/serve.err" & gw_pid=$!
 trap 'kill $gw_pid $mock_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
@@ -59,7 +67,9 @@ echo "2. SENS calls per tracked message (100 SMS and 100 AlimTalk with SMS failo
 # A fresh gateway for this part: the open requests above would share the tracker's budget.
 kill $gw_pid; wait $gw_pid 2>/dev/null || true
 rm -rf "$work/data"
+# STORE=postgres://user@host:port/db (with PGPASSWORD) measures the PostgreSQL store instead of the embedded one.
 "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$mock" --data-dir "$work/data" --log-level warning \
+  ${STORE:+--store "$STORE"} \
   --sms-service-id "$sms" --alimtalk-service-id "$at" >/dev/null 2>"$work/serve.err" & gw_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
 for channel in sms alimtalk; do
@@ -73,7 +83,9 @@ for channel in sms alimtalk; do
   after=$(metric 'sensgate_upstream_requests_total{route="tracker"')
   printf '   %-9s %s calls for 100 messages: %s per message\n' "$channel" "$((after - before))" "$(awk -v c=$((after - before)) 'BEGIN {printf "%.2f", c / 100}')"
   kill $gw_pid; wait $gw_pid 2>/dev/null || true; rm -rf "$work/data"
-  "$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$mock" --data-dir "$work/data" --log-level warning \
+  # STORE=postgres://user@host:port/db (with PGPASSWORD) measures the PostgreSQL store instead of the embedded one.
+"$bin" serve --listen "127.0.0.1:$gw" --upstream "http://127.0.0.1:$mock" --data-dir "$work/data" --log-level warning \
+  ${STORE:+--store "$STORE"} \
     --sms-service-id "$sms" --alimtalk-service-id "$at" >/dev/null 2>"$work/serve.err" & gw_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw/healthz" >/dev/null && break; sleep 0.1; done
 done

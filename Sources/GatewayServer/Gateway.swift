@@ -162,11 +162,14 @@ public struct Gateway: Sendable {
         var background: [any Service] = []
         let webhooks = WebhookDirectory(callers: self.callers, global: self.configuration.webhook)
         if let store = self.store {
-            background.append(
-                Tracker(
-                    store: store, results: self.results, schedule: self.configuration.trackSchedule,
-                    budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
-                    metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks))
+            var tracker = Tracker(
+                store: store, results: self.results, schedule: self.configuration.trackSchedule,
+                budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
+                metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks)
+            // A poll is one SENS call, bounded by the upstream timeout: three of them, so a replica that dies has its
+            // claims taken over within half a minute (by default), never while its poll may still be running.
+            tracker.lease = max(15_000, 3 * TrackSchedule.milliseconds(self.configuration.upstreamTimeout))
+            background.append(tracker)
             background.append(StoreGauges(store: store, metrics: self.metrics, logger: self.logger))
             background.append(KeySweeper(store: store, metrics: self.metrics, logger: self.logger))
             background.append(

@@ -7,7 +7,25 @@ import PostgresNIO
 extension PostgresStore {
     public func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim {
         let token = ClaimToken.make()
-        return try await self.transaction { connection -> KeyClaim in
+        do {
+            return try await self.claimKey(key, token: token, now: now, lease: lease, ttl: ttl)
+        } catch {
+            // The caller is told nothing was sent, and a retry must find the key free: a claim that committed although
+            // the answer was lost (a timeout, a connection cut after COMMIT) is taken back, by its token.
+            _ = try? await self.connection { connection in
+                try await Self.run(
+                    connection,
+                    "DELETE FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key) AND claim_token = \(token) AND state = 'in_progress'",
+                    self.logger)
+            }
+            throw error
+        }
+    }
+
+    private func claimKey(
+        _ key: IdempotencyKey, token: String, now: StoreTime, lease: StoreTime, ttl: StoreTime
+    ) async throws(StoreError) -> KeyClaim {
+        try await self.transaction { connection -> KeyClaim in
             // Free: new, or expired with no claim that still holds (its send may be in flight). The conflicting row is
             // locked either way, so the read below sees it as it stays until this transaction ends.
             let claimed = try await Self.rows(
@@ -89,8 +107,8 @@ extension PostgresStore {
             try await Self.rows(
                 connection,
                 """
-                DELETE FROM idempotency_keys WHERE ctid IN (
-                    SELECT ctid FROM idempotency_keys
+                DELETE FROM idempotency_keys WHERE (caller, key) IN (
+                    SELECT caller, key FROM idempotency_keys
                     WHERE expires_at <= \(now) AND NOT (state = 'in_progress' AND claimed_until > \(now))
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED)
                 RETURNING 1

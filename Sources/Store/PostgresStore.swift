@@ -2,6 +2,7 @@ public import Logging
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// The fleet's backend of ``DeliveryStore`` (PRODUCT.md §8): one PostgreSQL database shared by every replica, through
 /// a connection pool (postgres-nio's `PostgresClient`). Every operation is one transaction or one statement; due work is
@@ -18,6 +19,8 @@ public final class PostgresStore: DeliveryStore {
 
     private let client: PostgresClient
     private let running: Task<Void, Never>
+    /// Operations under way, waited for by ``close()`` (a write that outlived its caller's deadline still lands).
+    private let inFlight = Mutex(0)
     let logger: Logger
 
     private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger) {
@@ -38,9 +41,18 @@ public final class PostgresStore: DeliveryStore {
             tls: Self.tls(location.tls))
         configuration.options.maximumConnections = max(1, poolSize)
         configuration.options.connectTimeout = .seconds(5)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The server ends what the client's timeout cannot (postgres-nio does not cancel a statement under way): a
+        // statement or a lock wait that runs long (a row another replica's dead session still holds), and a session
+        // left inside a transaction by a replica that vanished, whose locks would otherwise hold for hours.
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "10000"), ("lock_timeout", "5000"), ("idle_in_transaction_session_timeout", "30000"),
+        ]
+        // postgres-nio at trace logs every message from the server, rows included (message content): never below info.
+        var clientLogger = logger
+        clientLogger.logLevel = max(logger.logLevel, .info)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: clientLogger)
         let running = Task { await client.run() }
-        let store = PostgresStore(client: client, running: running, logger: logger)
+        let store = PostgresStore(client: client, running: running, logger: clientLogger)
         do {
             try await store.prepare()
         } catch {
@@ -66,7 +78,12 @@ public final class PostgresStore: DeliveryStore {
         }
     }
 
+    /// Waits (up to ``operationTimeout``) for the operations under way, then closes the pool.
     public func close() async {
+        let deadline = ContinuousClock.now + Self.operationTimeout
+        while self.inFlight.withLock({ $0 }) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         self.running.cancel()
         _ = await self.running.value
     }
@@ -77,6 +94,16 @@ public final class PostgresStore: DeliveryStore {
     private static let migrationLock: Int64 = 0x5345_4E53_4741_5445  // "SENSGATE"
 
     private func prepare() async throws(StoreError) {
+        // Already current (every start but the first of a version): nothing to lock or create, so a role without
+        // CREATE on the schema, and the operator tools, open it as it is.
+        let current = try await self.connection { connection -> Bool in
+            guard let row = try await Self.rows(
+                connection, "SELECT to_regclass('sensgate_schema_version') IS NOT NULL AS present", self.logger
+            ).first, try row.decode(Bool.self) else { return false }
+            let version = try await Self.rows(connection, "SELECT version FROM sensgate_schema_version", self.logger).first
+            return try version?.decode(Int.self) == Self.schemaVersion
+        }
+        if current { return }
         try await self.transaction { connection in
             try await Self.run(connection, "SELECT pg_advisory_xact_lock(\(Self.migrationLock))", self.logger)
             try await Self.run(connection, "CREATE TABLE IF NOT EXISTS sensgate_schema_version (version INTEGER NOT NULL)", self.logger)
@@ -127,7 +154,7 @@ public final class PostgresStore: DeliveryStore {
         """
         CREATE TABLE idempotency_keys (
             caller TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL, claim_token TEXT,
-            claimed_until BIGINT NOT NULL, status INTEGER, content_type TEXT, retry_after INTEGER, headers TEXT, body BYTEA,
+            claimed_until BIGINT NOT NULL, status INTEGER, content_type TEXT, retry_after BIGINT, headers TEXT, body BYTEA,
             created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (caller, key))
         """,
         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)",
@@ -155,6 +182,8 @@ public final class PostgresStore: DeliveryStore {
 
     public func request(id: String) async throws(StoreError) -> (TrackedRequest, [StoredResult])? {
         try await self.transaction { connection -> (TrackedRequest, [StoredResult])? in
+            // One snapshot for the request and its results (READ COMMITTED takes one per statement).
+            try await Self.run(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", self.logger)
             guard let row = try await Self.rows(connection, "SELECT * FROM tracked_requests WHERE request_id = \(id)", self.logger).first
             else { return nil }
             let request = try Self.trackedRequest(row)
@@ -306,6 +335,7 @@ public final class PostgresStore: DeliveryStore {
 
     public func counts() async throws(StoreError) -> StoreCounts {
         try await self.transaction { connection -> StoreCounts in
+            try await Self.run(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", self.logger)
             var counts = StoreCounts(requests: [:], events: [:])
             if let row = try await Self.rows(connection, "SELECT COUNT(*)::BIGINT AS n FROM idempotency_keys", self.logger).first {
                 counts.keys = Int(try row.decode(Int64.self))
@@ -342,18 +372,28 @@ public final class PostgresStore: DeliveryStore {
         }
     }
 
-    /// Runs `work` within ``operationTimeout``; past it, the work is cancelled (a waiting lease, a query in flight:
-    /// postgres-nio gives the connection up) and the operation fails.
+    /// Runs `work` within ``operationTimeout``: past it, the work is cancelled (a wait for a pooled connection gives
+    /// up; a statement under way is ended by the server's own `statement_timeout`) and the operation fails — unless
+    /// the work completes all the same, whose outcome is then the answer (a commit that landed is never reported as
+    /// failed).
     private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
+        self.inFlight.withLock { $0 += 1 }
+        defer { self.inFlight.withLock { $0 -= 1 } }
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await work() }
+            return try await withThrowingTaskGroup(of: Result<T, any Error>?.self) { group in
                 group.addTask {
-                    try await Task.sleep(for: Self.operationTimeout)
+                    do { return .success(try await work()) } catch { return .failure(error) }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: Self.operationTimeout)
                     return nil
                 }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                if let first { return try first.get() }
+                // The timer: the work, cancelled, ends one way or the other.
+                let outcome = try await group.next() ?? nil
+                guard case .success(let value)? = outcome else {
                     throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
                 }
                 return value

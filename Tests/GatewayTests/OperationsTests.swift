@@ -3,6 +3,7 @@ import Foundation
 import SENSMock
 import Signing
 @testable import SENSClient
+import Store
 import Testing
 import Yams
 
@@ -55,6 +56,33 @@ struct OperationsTests {
         // And sensgate's own reader (a strict YAML subset) takes the file as it is shipped.
         let read = try ConfigurationLoader.loadYAML(path: "sensgate.yaml", readFile: { _ in config })
         #expect(Set(read.keys) == Set(settings.keys))
+    }
+
+    @Test("the fleet variant: the base plus the PostgreSQL store from a Secret, a password file, at least two replicas")
+    func fleetOverlay() throws {
+        let kustomization = try #require(try Self.documents("deploy/k8s/fleet/kustomization.yaml").first)
+        let resources = try #require(kustomization["resources"] as? [String])
+        #expect(resources.contains(".."))
+        let patches = try #require(kustomization["patches"] as? [[String: Any]]).compactMap { $0["path"] as? String }
+        for file in resources.filter({ $0 != ".." }) + patches {
+            #expect(FileManager.default.fileExists(atPath: Self.repository.appendingPathComponent("deploy/k8s/fleet/" + file).path), "\(file)")
+        }
+        let patch = try #require(try Self.documents("deploy/k8s/fleet/deployment-patch.yaml").first)
+        #expect(((patch["spec"] as? [String: Any])?["replicas"] as? Int ?? 0) >= 2)
+        let pod = try #require(((patch["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+        let env = try #require(container["env"] as? [[String: Any]])
+        let store = try #require(env.first { $0["name"] as? String == "SENSGATE_STORE" })
+        #expect(((store["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: Any])?["name"] as? String == "sensgate-store")
+        let passwordFile = try #require(env.first { $0["name"] as? String == "SENSGATE_STORE_PASSWORD_FILE" }?["value"] as? String)
+        let mounts = try #require(container["volumeMounts"] as? [[String: Any]]).compactMap { $0["mountPath"] as? String }
+        #expect(mounts.contains { passwordFile.hasPrefix($0 + "/") })
+        let secret = try #require(try Self.documents("deploy/k8s/fleet/store-secret.example.yaml").first?["stringData"] as? [String: String])
+        #expect(secret.values.allSatisfy { $0.contains("REPLACE") })
+        // The URL the example holds is one sensgate takes (once its placeholder is filled in).
+        #expect(throws: Never.self) { try StoreLocation(parsing: try #require(secret["url"]).replacingOccurrences(of: "REPLACE-", with: "")) }
+        let hpa = try #require(try Self.documents("deploy/k8s/fleet/hpa-patch.yaml").first)
+        #expect(((hpa["spec"] as? [String: Any])?["minReplicas"] as? Int ?? 0) >= 2)
     }
 
     @Test("every series the alert rules use exists in /metrics after traffic; none is labelled with an id or phone number")

@@ -84,6 +84,34 @@ struct PostgresStoreTests {
         await b.close()
     }
 
+    @Test("a key row another session holds locked (a replica cut off mid-transaction): the claim fails within the lock timeout")
+    func lockedKey() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let store = try await Self.open(database)
+        let key = IdempotencyKey(caller: "orders", key: "held", fingerprint: "f")
+        guard case .claimed(let claim) = try await store.claimKey(key, now: 1_000, lease: 30_000, ttl: 86_400_000) else {
+            Issue.record("not claimed")
+            return
+        }
+        try await store.settleKey(claim, as: .unknown, now: 1_000)
+        let holder = Task {
+            try? await server.psql(database, "BEGIN; SELECT 1 FROM idempotency_keys WHERE key = 'held' FOR UPDATE; SELECT pg_sleep(20); COMMIT;")
+        }
+        defer { holder.cancel() }
+        // Until the other session holds the row.
+        for _ in 0..<500 {
+            let sleeping = try await server.psql(
+                database, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND state = 'active' AND pid <> pg_backend_pid()")
+            if sleeping.hasPrefix("1") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let start = ContinuousClock.now
+        await #expect(throws: StoreError.self) { try await store.claimKey(key, now: 2_000, lease: 30_000, ttl: 86_400_000) }
+        #expect(ContinuousClock.now - start < .seconds(12))
+        await store.close()
+    }
+
     @Test("a server that is not there: opening fails with a reason within the connect timeout, never hangs")
     func unreachable() async throws {
         let start = ContinuousClock.now

@@ -26,8 +26,9 @@ final class WebhookSender: Service, Sendable {
     let logger: Logger
     /// Events delivered at once.
     let concurrency = 8
-    /// A claim outlives the longest attempt (10 s) many times over.
-    let lease: StoreTime = 60_000
+    /// A claim outlives the longest attempt (10 s) three times: a replica that dies has its deliveries taken over
+    /// within half a minute.
+    let lease: StoreTime = 30_000
     /// The time an attempt may take, connection included.
     static let timeout: Duration = .seconds(10)
     private let clients = Mutex<[String: UpstreamClient]>([:])

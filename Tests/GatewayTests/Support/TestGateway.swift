@@ -299,13 +299,17 @@ struct ServeProcess {
     /// - Parameters:
     ///   - environment: Settings beyond the key pair (which the mock knows).
     ///   - restarting: An earlier process whose mock and data-dir the new one takes over (after it was killed).
-    static func start(environment: [String: String] = [:], deliveryDelay: Duration = .seconds(3), restarting earlier: ServeProcess? = nil)
-        async throws -> ServeProcess
-    {
+    ///   - alongside: Another replica whose mock (one SENS account) the new one shares; its store is its own
+    ///     setting's (a fleet shares a PostgreSQL database through `environment`).
+    static func start(
+        environment: [String: String] = [:], deliveryDelay: Duration = .seconds(3), restarting earlier: ServeProcess? = nil,
+        alongside replica: ServeProcess? = nil
+    ) async throws -> ServeProcess {
         let secret = Self.secret
-        let mock = earlier?.mock ?? SENSMock(accessKey: "AK", secretKey: SecretKey(secret), deliveryDelay: deliveryDelay)
+        let shared = earlier ?? replica
+        let mock = shared?.mock ?? SENSMock(accessKey: "AK", secretKey: SecretKey(secret), deliveryDelay: deliveryDelay)
         let mockPort: Int
-        if let earlier { mockPort = earlier.mockPort } else { mockPort = try await mock.start() }
+        if let shared { mockPort = shared.mockPort } else { mockPort = try await mock.start() }
         let port = try await freePort()
         let process = Process()
         process.executableURL = try sensgateExecutable()
