@@ -1,9 +1,9 @@
 import NIOCore
 import PostgresNIO
 
-/// Idempotency keys in the fleet's store (PRODUCT.md §7): the claim is one `INSERT … ON CONFLICT DO UPDATE … WHERE`
-/// the key is free, so of two replicas claiming one key at once exactly one gets it — the other's statement waits on
-/// the row's lock and then finds it taken.
+/// Idempotency keys in the fleet's store (PRODUCT.md §7): a key in use is read without a lock; a free one is claimed
+/// by one `INSERT … ON CONFLICT DO UPDATE … WHERE` the key is free, so of two replicas claiming one key at once exactly
+/// one gets it — the other's statement waits on the row's lock and then finds it taken.
 extension PostgresStore {
     public func claimKey(_ key: IdempotencyKey, now: StoreTime, lease: StoreTime, ttl: StoreTime) async throws(StoreError) -> KeyClaim {
         let token = ClaimToken.make()
@@ -22,12 +22,21 @@ extension PostgresStore {
         }
     }
 
+    /// In autocommit statements, not a transaction: a key in use (a replay, a retry while in flight) is one read
+    /// that takes no lock — concurrent replays of one key do not queue on its row — and a new key is one `INSERT`.
     private func claimKey(
         _ key: IdempotencyKey, token: String, now: StoreTime, lease: StoreTime, ttl: StoreTime
     ) async throws(StoreError) -> KeyClaim {
-        try await self.transaction { connection -> KeyClaim in
-            // Free: new, or expired with no claim that still holds (its send may be in flight). The conflicting row is
-            // locked either way, so the read below sees it as it stays until this transaction ends.
+        try await self.connection { connection -> KeyClaim in
+            // A row that is live (not expired, or its claim still holds) can only be settled by its own claim or
+            // released by it: what it says now is the answer.
+            let select: PostgresQuery = """
+                SELECT * FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key)
+                    AND (expires_at > \(now) OR (state = 'in_progress' AND claimed_until > \(now)))
+                """
+            if let row = try await Self.rows(connection, select, self.logger).first { return try Self.claim(found: row, key: key, now: now) }
+            // Free: new, or expired with no claim that still holds. Of two claims at once, one inserts or updates; the
+            // other's statement waits on the row's lock, then finds it taken (the WHERE no longer holds).
             let claimed = try await Self.rows(
                 connection,
                 """
@@ -43,34 +52,38 @@ extension PostgresStore {
             if try claimed.first?.decode(String?.self) == token {
                 return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token, ttl: ttl))
             }
-            guard let row = try await Self.rows(
-                connection, "SELECT * FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key)", self.logger
-            ).first else {
-                // Swept between the two statements: the caller's retry claims it.
-                throw StoreError.unavailable("an idempotency key changed while it was claimed")
+            // Another claim won in between: its row answers.
+            guard let row = try await Self.rows(connection, select, self.logger).first else {
+                throw StoreError.unavailable("an idempotency key changed while it was claimed; try again")
             }
-            let columns = row.makeRandomAccess()
-            return try KeyClaim.found(
-                fingerprint: try columns["fingerprint"].decode(String.self), state: try columns["state"].decode(String.self),
-                claimedUntil: try columns["claimed_until"].decode(Int64.self), asking: key.fingerprint, now: now
-            ) { () throws(StoreError) in
-                do {
-                    guard let status = try columns["status"].decode(Int?.self) else { throw StoreError.corrupt("an answered key without a status") }
-                    return StoredAnswer(
-                        status: status, contentType: try columns["content_type"].decode(String?.self),
-                        retryAfterSeconds: try columns["retry_after"].decode(Int?.self),
-                        headers: StoredHeader.parse(try columns["headers"].decode(String?.self) ?? ""),
-                        body: try columns["body"].decode(ByteBuffer?.self).map { Array($0.readableBytesView) } ?? [])
-                } catch {
-                    throw Self.storeError(error)
-                }
+            return try Self.claim(found: row, key: key, now: now)
+        }
+    }
+
+    /// What a key's live row says to a claim of `key` at `now`.
+    private static func claim(found row: PostgresRow, key: IdempotencyKey, now: StoreTime) throws -> KeyClaim {
+        let columns = row.makeRandomAccess()
+        return try KeyClaim.found(
+            fingerprint: try columns["fingerprint"].decode(String.self), state: try columns["state"].decode(String.self),
+            claimedUntil: try columns["claimed_until"].decode(Int64.self), asking: key.fingerprint, now: now
+        ) { () throws(StoreError) in
+            do {
+                guard let status = try columns["status"].decode(Int?.self) else { throw StoreError.corrupt("an answered key without a status") }
+                return StoredAnswer(
+                    status: status, contentType: try columns["content_type"].decode(String?.self),
+                    retryAfterSeconds: try columns["retry_after"].decode(Int?.self),
+                    headers: StoredHeader.parse(try columns["headers"].decode(String?.self) ?? ""),
+                    body: try columns["body"].decode(ByteBuffer?.self).map { Array($0.readableBytesView) } ?? [])
+            } catch {
+                throw Self.storeError(error)
             }
         }
     }
 
     public func settleKey(_ claim: ClaimedKey, as settlement: KeySettlement, now: StoreTime) async throws(StoreError) {
         let expires = now + claim.ttl
-        try await self.transaction { connection in
+        // One statement, unless a tracking record goes with the answer: then both in one transaction.
+        let write: @Sendable (PostgresConnection) async throws -> Void = { connection in
             switch settlement {
             case .answered(let answer, let tracking):
                 try await Self.run(
@@ -98,6 +111,11 @@ extension PostgresStore {
                     WHERE caller = \(claim.caller) AND key = \(claim.key) AND claim_token = \(claim.token) AND state = 'in_progress'
                     """, self.logger)
             }
+        }
+        if case .answered(_, tracking: .some) = settlement {
+            try await self.transaction(write)
+        } else {
+            try await self.connection(write)
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 @testable import GatewayServer
 import SENSMock
 import Store
+import Synchronization
 import Testing
 
 /// Waits for an async condition (a store read), polling; never a guessed delay.
@@ -174,7 +175,9 @@ struct TrackerTests {
 
     @Test("graceful shutdown ends ?wait= at once: the waiter gets what is known, the server does not wait out the wait")
     func shutdownEndsWaits() async throws {
-        let started = ContinuousClock.now
+        // From the end of the test's traffic (then the gateway shuts down) — not from before the gateway started,
+        // which may wait for tests that run alone.
+        let shutdownStarted = Mutex(ContinuousClock.now)
         let (waiters, continuation) = AsyncStream.makeStream(of: Task<TestResponse?, Never>.self)
         try await TestGateway.run(deliveryDelay: .milliseconds(100), configure: Self.fast) { gw in
             let requestId = try await Self.send(gw, to: ["01011119999"])  // never completes
@@ -185,8 +188,9 @@ struct TrackerTests {
             })
             continuation.finish()
             try await waitUntil { try await gw.send("GET", "/metrics").text.contains("sensgate_http_requests_in_flight 2") }
+            shutdownStarted.withLock { $0 = .now }
         }
-        #expect(ContinuousClock.now - started < .seconds(45))
+        #expect(ContinuousClock.now - shutdownStarted.withLock { $0 } < .seconds(45))
         var iterator = waiters.makeAsyncIterator()
         let waiter = try #require(await iterator.next())
         let response = try #require(await waiter.value)

@@ -90,7 +90,8 @@ struct PostgresStoreTests {
         let database = try await server.makeDatabase()
         let store = try await Self.open(database)
         let key = IdempotencyKey(caller: "orders", key: "held", fingerprint: "f")
-        guard case .claimed(let claim) = try await store.claimKey(key, now: 1_000, lease: 30_000, ttl: 86_400_000) else {
+        // An expired key: claiming it again needs its row's lock (a live key is read without one).
+        guard case .claimed(let claim) = try await store.claimKey(key, now: 1_000, lease: 5_000, ttl: 10_000) else {
             Issue.record("not claimed")
             return
         }
@@ -107,7 +108,7 @@ struct PostgresStoreTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         let start = ContinuousClock.now
-        await #expect(throws: StoreError.self) { try await store.claimKey(key, now: 2_000, lease: 30_000, ttl: 86_400_000) }
+        await #expect(throws: StoreError.self) { try await store.claimKey(key, now: 20_000, lease: 5_000, ttl: 10_000) }
         #expect(ContinuousClock.now - start < .seconds(12))
         await store.close()
     }
