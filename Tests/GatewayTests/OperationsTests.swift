@@ -237,14 +237,20 @@ struct HelperCommandTests {
         process.environment = [
             "NCP_ACCESS_KEY": "AK", "NCP_SECRET_KEY": "s", "SENSGATE_DATA_DIR": NSTemporaryDirectory() + "sensgate-\(UUID().uuidString)",
         ]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
+        // Its stderr in a file, read until the warning is there (or serve has long been serving).
+        let errorsPath = NSTemporaryDirectory() + "sensgate-stderr-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorsPath) }
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorsPath))
+        process.standardOutput = FileHandle.nullDevice
         try process.run()
-        try await Task.sleep(for: .milliseconds(500))
+        var text = ""
+        for _ in 0..<750 where !text.contains("caller tokens") {
+            try await Task.sleep(for: .milliseconds(20))
+            text = (try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? ""
+        }
         process.terminate()
         process.waitUntilExit()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(text.contains("warning") && text.contains("caller tokens"))
     }
 }
