@@ -162,9 +162,13 @@ public struct Gateway: Sendable {
         var background: [any Service] = []
         let webhooks = WebhookDirectory(callers: self.callers, global: self.configuration.webhook)
         if let store = self.store {
+            let trackBudget = TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up))))
+            // First of the store's services, so stopped last: the share holds while the tracker's last polls finish.
+            background.append(
+                FleetBudget(store: store, buckets: [trackBudget] + (self.limits.bucket.map { [$0] } ?? []), metrics: self.metrics, logger: self.logger))
             var tracker = Tracker(
                 store: store, results: self.results, schedule: self.configuration.trackSchedule,
-                budget: TokenBucket(rate: self.configuration.trackRate, burst: max(1, Int(self.configuration.trackRate.rounded(.up)))),
+                budget: trackBudget,
                 metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks)
             // A poll is one SENS call, bounded by the upstream timeout: three of them, so a replica that dies has its
             // claims taken over within half a minute (by default), never while its poll may still be running.

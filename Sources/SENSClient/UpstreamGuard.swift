@@ -24,7 +24,8 @@ package final class UpstreamGuard: Sendable {
         case circuitOpen(retryAfterSeconds: Int)
     }
 
-    private let bucket: TokenBucket?
+    /// The limit on calls per second (`upstream-rate`), if any.
+    package let bucket: TokenBucket?
     /// The most calls of each kind in flight at once.
     private let maxInFlight: Int
     private let lookupsInFlight = Atomic<Int>(0)
@@ -47,7 +48,7 @@ package final class UpstreamGuard: Sendable {
     ///   free.
     func admit(_ kind: Kind, background: Bool = false, now: ContinuousClock.Instant = .now) throws(Refusal) -> CircuitBreaker.Admission {
         if background {
-            if let bucket, bucket.burst >= 2, bucket.available(now: now) - 1 < bucket.burst / 2 { throw .rateLimited }
+            if let bucket, !bucket.leavesHalf(now: now) { throw .rateLimited }
             if self.lookupsInFlight.load(ordering: .relaxed) >= self.maxInFlight / 2 { throw .tooManyInFlight }
         }
         let admission = try self.breaker.admit(now: now)
@@ -77,40 +78,68 @@ package final class UpstreamGuard: Sendable {
     }
 }
 
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
+/// A token bucket: `burst` tokens, refilled at `rate` per second — or its ``share(_:)`` of them, when a fleet of
+/// replicas divides one budget (PRODUCT.md §8).
 package final class TokenBucket: Sendable {
     private struct State {
         var tokens: Double
         var updated: ContinuousClock.Instant
+        /// The configured rate and burst times this replica's share.
+        var rate: Double
+        var burst: Double
     }
 
-    package let rate: Double
-    let burst: Double
+    /// The configured (whole-fleet) rate and burst.
+    private let fullRate: Double
+    private let fullBurst: Double
     private let state: Mutex<State>
 
     package init(rate: Double, burst: Int, now: ContinuousClock.Instant = .now) {
-        self.rate = rate
-        self.burst = Double(burst)
-        self.state = Mutex(State(tokens: Double(burst), updated: now))
+        self.fullRate = rate
+        self.fullBurst = Double(burst)
+        self.state = Mutex(State(tokens: Double(burst), updated: now, rate: rate, burst: Double(burst)))
     }
 
-    /// The tokens there are now (without taking one).
-    func available(now: ContinuousClock.Instant = .now) -> Double {
-        self.state.withLock { state in min(self.burst, state.tokens + max(0, (now - state.updated).secondsValue) * self.rate) }
+    /// Tokens per second, as shared now.
+    package var rate: Double { self.state.withLock { $0.rate } }
+
+
+    /// Takes `fraction` (0 < fraction ≤ 1) of the configured rate and burst from `now` on: tokens earned so far at the
+    /// old rate are kept, but never more than the new burst (a replica whose share shrinks cannot spend its old one).
+    /// The burst never goes below one token, so every replica can always make a call.
+    package func share(_ fraction: Double, now: ContinuousClock.Instant = .now) {
+        let fraction = min(1, max(fraction, .leastNormalMagnitude))
+        self.state.withLock { state in
+            Self.refill(&state, now: now)
+            state.rate = self.fullRate * fraction
+            state.burst = max(1, self.fullBurst * fraction)
+            state.tokens = min(state.tokens, state.burst)
+        }
+    }
+
+    /// Whether taking a token now would leave half the burst (a bucket of under two tokens cannot keep a reserve).
+    func leavesHalf(now: ContinuousClock.Instant = .now) -> Bool {
+        self.state.withLock { state in
+            guard state.burst >= 2 else { return true }
+            let available = min(state.burst, state.tokens + max(0, (now - state.updated).secondsValue) * state.rate)
+            return available - 1 >= state.burst / 2
+        }
     }
 
     /// Takes one token if there is one.
     package func take(now: ContinuousClock.Instant = .now) -> Bool {
         self.state.withLock { state in
-            let seconds = (now - state.updated).secondsValue
-            if seconds > 0 {
-                state.tokens = min(self.burst, state.tokens + seconds * self.rate)
-                state.updated = now
-            }
+            Self.refill(&state, now: now)
             guard state.tokens >= 1 else { return false }
             state.tokens -= 1
             return true
         }
     }
-}
 
+    private static func refill(_ state: inout State, now: ContinuousClock.Instant) {
+        let seconds = (now - state.updated).secondsValue
+        guard seconds > 0 else { return }
+        state.tokens = min(state.burst, state.tokens + seconds * state.rate)
+        state.updated = now
+    }
+}

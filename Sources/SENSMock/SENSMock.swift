@@ -79,6 +79,8 @@ public struct ReceivedRequest: Sendable {
     public var signatureValid: Bool
     /// The HTTP version the request came in: `1.1`, or `2` behind a TLS front that negotiated HTTP/2.
     public var httpVersion: String
+    /// When the request's head and body had arrived (the rate SENS sees is counted by these).
+    public var receivedAt: ContinuousClock.Instant = .now
 
     /// The first value of a header, by lower-case name.
     public func header(_ name: String) -> String? {

@@ -186,6 +186,15 @@ public protocol DeliveryStore: Sendable {
     /// be used).
     func counts() async throws(StoreError) -> StoreCounts
 
+    /// Says that `replica` is alive, and how many replicas share this store (and so its SENS account, whose budget they
+    /// divide: PRODUCT.md §8): those heard from within `liveFor` milliseconds, `replica` included, by the store's
+    /// own clock (replicas' clocks may differ; the database's is one).
+    func heartbeat(replica: String, liveFor: StoreTime) async throws(StoreError) -> Int
+
+    /// Takes `replica` out of the count at once (a graceful stop): the others take up its share at their next
+    /// heartbeat, not when it would have lapsed.
+    func leave(replica: String) async throws(StoreError)
+
     /// Closes the store (pending writes are committed first).
     func close() async
 }

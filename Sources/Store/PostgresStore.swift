@@ -14,8 +14,8 @@ import Synchronization
 /// (and groups their WAL flushes itself), so each operation takes a pooled connection of its own.
 public final class PostgresStore: DeliveryStore {
     /// The schema this build writes (its own numbering, kept in `sensgate_schema_version`). Version 1: tracked
-    /// requests, their messages, the event outbox, idempotency keys.
-    public static let schemaVersion = 1
+    /// requests, their messages, the event outbox, idempotency keys. Version 2: replicas' heartbeats.
+    public static let schemaVersion = 2
 
     private let client: PostgresClient
     private let running: Task<Void, Never>
@@ -50,6 +50,7 @@ public final class PostgresStore: DeliveryStore {
         // postgres-nio at trace logs every message from the server, rows included (message content): never below info.
         var clientLogger = logger
         clientLogger.logLevel = max(logger.logLevel, .info)
+        try await Self.probe(location, password: password, logger: clientLogger)
         let client = PostgresClient(configuration: configuration, backgroundLogger: clientLogger)
         let running = Task { await client.run() }
         let store = PostgresStore(client: client, running: running, logger: clientLogger)
@@ -62,19 +63,47 @@ public final class PostgresStore: DeliveryStore {
         return store
     }
 
-    private static func tls(_ mode: PostgresLocation.TLSMode) -> PostgresClient.Configuration.TLS {
+    /// Whether to talk TLS to the database (`nil`: not), whether it is required, and how the server is checked:
+    /// `prefer` and `require` encrypt without checking who answers (libpq's meaning); `verify-full` checks the
+    /// certificate against the system's trust store and the name.
+    private static func tlsSettings(_ mode: PostgresLocation.TLSMode) -> (configuration: TLSConfiguration, required: Bool)? {
         var checked = TLSConfiguration.makeClientConfiguration()
-        // `prefer` and `require` encrypt without checking who answers (libpq's meaning); `verify-full` checks the
-        // certificate against the system's trust store and the name.
         var unchecked = checked
         unchecked.certificateVerification = .none
         switch mode {
-        case .disable: return .disable
-        case .prefer: return .prefer(unchecked)
-        case .require: return .require(unchecked)
+        case .disable: return nil
+        case .prefer: return (unchecked, false)
+        case .require: return (unchecked, true)
         case .verifyFull:
             checked.certificateVerification = .fullVerification
-            return .require(checked)
+            return (checked, true)
+        }
+    }
+
+    private static func tls(_ mode: PostgresLocation.TLSMode) -> PostgresClient.Configuration.TLS {
+        guard let (configuration, required) = Self.tlsSettings(mode) else { return .disable }
+        return required ? .require(configuration) : .prefer(configuration)
+    }
+
+    /// Connects once, outside the pool, and hangs up: a wrong password, database, port or certificate fails the start
+    /// at once with PostgreSQL's own reason (SQLSTATE and message), where the pool would retry it quietly until the
+    /// operation timeout.
+    private static func probe(_ location: PostgresLocation, password: String?, logger: Logger) async throws(StoreError) {
+        do {
+            let tls: PostgresConnection.Configuration.TLS
+            switch Self.tlsSettings(location.tls) {
+            case nil: tls = .disable
+            case let (configuration, required)?:
+                let context = try NIOSSLContext(configuration: configuration)
+                tls = required ? .require(context) : .prefer(context)
+            }
+            var configuration = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.user, password: password, database: location.database, tls: tls)
+            configuration.options.connectTimeout = .seconds(5)
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw Self.storeError(error)
         }
     }
 
@@ -161,7 +190,10 @@ public final class PostgresStore: DeliveryStore {
     ]
 
     /// The statements that take version `n + 1` to `n + 2`, at index `n` (version 1 is ``schema``).
-    private static let migrations: [[String]] = []
+    private static let migrations: [[String]] = [
+        // 2: each replica's last heartbeat, by the database's clock.
+        ["CREATE TABLE sensgate_replicas (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL)"]
+    ]
 
     // MARK: Tracked requests
 
@@ -330,6 +362,36 @@ public final class PostgresStore: DeliveryStore {
                 RETURNING 1
                 """, self.logger)
             return !updated.isEmpty
+        }
+    }
+
+    // MARK: Replicas
+
+    /// How long a replica's row is kept after its last heartbeat (one that never said goodbye: killed).
+    private static let forgetReplicasAfter: StoreTime = 3_600_000
+
+    public func heartbeat(replica: String, liveFor: StoreTime) async throws(StoreError) -> Int {
+        try await self.connection { connection in
+            // One statement: the heartbeat, a sweep of long-dead replicas, and the count of the others alive (a
+            // statement does not see its own upsert, hence `+ 1`).
+            let row = try await Self.rows(
+                connection,
+                """
+                WITH clock AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS now),
+                beat AS (
+                    INSERT INTO sensgate_replicas (id, seen_at) SELECT \(replica), now FROM clock
+                    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at),
+                gone AS (DELETE FROM sensgate_replicas WHERE seen_at < (SELECT now FROM clock) - \(Self.forgetReplicasAfter))
+                SELECT COUNT(*)::BIGINT FROM sensgate_replicas, clock WHERE id <> \(replica) AND seen_at >= now - \(liveFor)
+                """, self.logger
+            ).first
+            return Int(try row?.decode(Int64.self) ?? 0) + 1
+        }
+    }
+
+    public func leave(replica: String) async throws(StoreError) {
+        try await self.connection { connection in
+            try await Self.run(connection, "DELETE FROM sensgate_replicas WHERE id = \(replica)", self.logger)
         }
     }
 

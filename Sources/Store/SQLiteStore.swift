@@ -390,6 +390,12 @@ public final class SQLiteStore: DeliveryStore {
         }
     }
 
+    /// The embedded store has one owner (its file is not shared between hosts, and `serve` takes over its claims at
+    /// start): a fleet of one, with nothing to record.
+    public func heartbeat(replica: String, liveFor: StoreTime) async throws(StoreError) -> Int { 1 }
+
+    public func leave(replica: String) async throws(StoreError) {}
+
     public func counts() async throws(StoreError) -> StoreCounts {
         guard access(self.file, W_OK) == 0 else {
             throw .unavailable("the store's file \(self.file) is gone or not writable: \(String(cString: strerror(errno)))")

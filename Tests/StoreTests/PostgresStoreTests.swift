@@ -46,7 +46,7 @@ struct PostgresStoreTests {
             return try await group.reduce(into: [PostgresStore]()) { $0.append($1) }
         }
         #expect(stores.count == 4)
-        #expect(try await server.psql(database, "SELECT version FROM sensgate_schema_version") == "1\n")
+        #expect(try await server.psql(database, "SELECT version FROM sensgate_schema_version") == "\(PostgresStore.schemaVersion)\n")
         for store in stores { await store.close() }
         // A database a newer sensgate migrated is left alone.
         try await server.psql(database, "UPDATE sensgate_schema_version SET version = 99")
@@ -125,5 +125,70 @@ struct PostgresStoreTests {
             #expect(error.message.contains("PostgreSQL"), "\(error)")
         }
         #expect(ContinuousClock.now - start < .seconds(30))
+    }
+
+    @Test("a version 1 database (before heartbeats) is migrated at start, its rows kept")
+    func migrationFromVersion1() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let store = try await Self.open(database)
+        try await store.track(TrackedRequest(requestId: "R-1", channel: "sms", serviceId: "S", caller: "a", acceptedAt: 1, nextPollAt: 2))
+        await store.close()
+        // As version 1 left it.
+        try await server.psql(database, "DROP TABLE sensgate_replicas; UPDATE sensgate_schema_version SET version = 1")
+        let migrated = try await Self.open(database)
+        #expect(try await server.psql(database, "SELECT version FROM sensgate_schema_version") == "2\n")
+        #expect(try await migrated.request(id: "R-1")?.0.requestId == "R-1")
+        #expect(try await migrated.heartbeat(replica: "a", liveFor: 3_000) == 1)
+        await migrated.close()
+    }
+
+    @Test("replicas heartbeat by the database's clock: each counts the live ones, a replica that left or went quiet is not counted")
+    func heartbeats() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let a = try await Self.open(database)
+        let b = try await Self.open(database)
+        #expect(try await a.heartbeat(replica: "a", liveFor: 3_000) == 1)
+        #expect(try await b.heartbeat(replica: "b", liveFor: 3_000) == 2)
+        #expect(try await a.heartbeat(replica: "a", liveFor: 3_000) == 2)
+        #expect(try await b.heartbeat(replica: "c", liveFor: 3_000) == 3)
+        // c goes quiet (killed): ten seconds ago, by the database's clock, it is not counted.
+        try await server.psql(database, "UPDATE sensgate_replicas SET seen_at = seen_at - 10000 WHERE id = 'c'")
+        #expect(try await a.heartbeat(replica: "a", liveFor: 3_000) == 2)
+        // b leaves (a graceful stop): at once.
+        try await b.leave(replica: "b")
+        #expect(try await a.heartbeat(replica: "a", liveFor: 3_000) == 1)
+        // A replica silent for over an hour is forgotten.
+        try await server.psql(database, "UPDATE sensgate_replicas SET seen_at = seen_at - 4000000 WHERE id = 'c'")
+        _ = try await a.heartbeat(replica: "a", liveFor: 3_000)
+        #expect(try await server.psql(database, "SELECT id FROM sensgate_replicas ORDER BY id") == "a\n")
+        await a.close()
+        await b.close()
+    }
+
+    @Test("a wrong password, or a database that does not exist: opening fails at once with PostgreSQL's own reason")
+    func refusedAtOpen() async throws {
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let start = ContinuousClock.now
+        do {
+            let location = PostgresLocation(user: server.user, host: "127.0.0.1", port: server.port, database: database, tls: .disable)
+            let store = try await PostgresStore.open(location, password: "not-the-password", poolSize: 2, logger: SQLiteStoreTests.logger)
+            await store.close()
+            Issue.record("opened with a wrong password")
+        } catch {
+            #expect(error.message.contains("28P01"), "\(error)")
+            #expect(!error.message.contains("not-the-password"))
+        }
+        do {
+            let store = try await Self.open("no_such_database")
+            await store.close()
+            Issue.record("opened a database that does not exist")
+        } catch let error as StoreError {
+            #expect(error.message.contains("3D000"), "\(error)")
+        }
+        // Two refusals, not two operation timeouts.
+        #expect(ContinuousClock.now - start < .seconds(8))
     }
 }

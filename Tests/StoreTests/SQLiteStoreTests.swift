@@ -179,6 +179,16 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("the embedded store is a fleet of one: its heartbeat counts one replica, whoever asks")
+    func heartbeatAlone() async throws {
+        try await Self.withDirectory { directory in
+            let store = try await SQLiteStore.open(directory: directory, logger: Self.logger)
+            #expect(try await store.heartbeat(replica: "a", liveFor: 3_000) == 1)
+            #expect(try await store.heartbeat(replica: "b", liveFor: 3_000) == 1)
+            await store.close()
+        }
+    }
+
     @Test("the store's file is the owner's only, and an event's id is stable and distinct")
     func fileModeAndIds() async throws {
         try await Self.withDirectory { directory in

@@ -29,8 +29,9 @@ public final class PostgresTestServer: Sendable {
 
     private static let starting = Task { try await PostgresTestServer.start() }
 
-    /// The postmaster's process id, for the exit handler.
-    private static let running = Mutex<(pid: Int32, directory: String)?>(nil)
+    /// Every cluster the run started: its directory and, while it runs, its postmaster's process id (for the exit
+    /// handler, which stops them and removes the directories).
+    private static let running = Mutex<[String: Int32?]>([:])
 
     /// A new, empty database on the cluster; its name.
     public func makeDatabase() async throws -> String {
@@ -48,13 +49,19 @@ public final class PostgresTestServer: Sendable {
             environment: ["PGPASSWORD": Self.password], asPostgres: false)
     }
 
-    private static func start() async throws -> PostgresTestServer {
+    /// A cluster of its own, for a test that stops and starts it (an outage): never the shared one.
+    public static func start() async throws -> PostgresTestServer {
         guard let binaries = Self.findBinaries() else {
             throw Failure("PostgreSQL is not installed (apt-get install postgresql; .ci/run and scripts/install-deps.sh do)")
         }
         var template = Array("/tmp/sensgate-pg-XXXXXX".utf8CString)
         guard let directory = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) } })
         else { throw Failure("mkdtemp failed") }
+        let first = Self.running.withLock { running in
+            defer { running[directory] = .some(nil) }
+            return running.isEmpty
+        }
+        if first { atexit { PostgresTestServer.stopAtExit() } }
         try Self.password.write(toFile: directory + "/password", atomically: true, encoding: .utf8)
         if getuid() == 0 {
             guard let account = getpwnam("postgres") else { throw Failure("running as root, and there is no postgres user to run PostgreSQL as") }
@@ -66,33 +73,43 @@ public final class PostgresTestServer: Sendable {
              "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"])
         // Started on a port found free; another process may take it first, so a failed start tries another.
         for _ in 0..<5 {
-            let port = try Self.freePort()
-            let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+            let server = PostgresTestServer(port: try Self.freePort(), directory: directory, binaries: binaries)
             do {
-                try await Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "60", "-o", options, "start"])
+                try await server.resume()
             } catch {
                 continue
             }
-            let pidText = (try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)) ?? ""
-            if let pid = pidText.split(separator: "\n").first.flatMap({ Int32($0) }) {
-                let first = Self.running.withLock { running in
-                    defer { running = (pid, directory) }
-                    return running == nil
-                }
-                if first { atexit { PostgresTestServer.stopAtExit() } }
-            }
-            return PostgresTestServer(port: port, directory: directory, binaries: binaries)
+            return server
         }
         let log = (try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? ""
         throw Failure("PostgreSQL did not start: \(log.suffix(2000))")
     }
 
-    /// Immediate shutdown (SIGQUIT to the postmaster), then the directory removed.
+    /// Starts the cluster (again, after ``halt()``) on its port, and waits until it accepts connections.
+    public func resume() async throws {
+        let options = "-p \(self.port) -k \(self.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        try await Self.run(self.binaries + "/pg_ctl", ["-D", self.directory + "/data", "-l", self.directory + "/log", "-w", "-t", "60", "-o", options, "start"])
+        let pidText = (try? String(contentsOfFile: self.directory + "/data/postmaster.pid", encoding: .utf8)) ?? ""
+        let pid = pidText.split(separator: "\n").first.flatMap { Int32($0) }
+        Self.running.withLock { $0[self.directory] = .some(pid) }
+    }
+
+    /// Stops the cluster at once (`pg_ctl stop -m immediate`: connections cut, no checkpoint — what committed stays,
+    /// as after a crash), keeping its data for ``resume()``.
+    public func halt() async throws {
+        try await Self.run(self.binaries + "/pg_ctl", ["-D", self.directory + "/data", "-m", "immediate", "-w", "stop"])
+        Self.running.withLock { $0[self.directory] = .some(nil) }
+    }
+
+    /// Immediate shutdown (SIGQUIT to each postmaster), then the directories removed.
     private static func stopAtExit() {
-        guard let (pid, directory) = Self.running.withLock({ $0 }) else { return }
-        kill(pid, SIGQUIT)
-        for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
-        try? FileManager.default.removeItem(atPath: directory)
+        for (directory, pid) in Self.running.withLock({ $0 }) {
+            if let pid {
+                kill(pid, SIGQUIT)
+                for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 
     private static func findBinaries() -> String? {
