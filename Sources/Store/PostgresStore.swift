@@ -21,6 +21,8 @@ public final class PostgresStore: DeliveryStore {
     private let running: Task<Void, Never>
     /// Operations under way, waited for by ``close()`` (a write that outlived its caller's deadline still lands).
     private let inFlight = Mutex(0)
+    /// Whether the database answers lately (operations fail at once while it does not).
+    private let outage = Mutex(OutageGate())
     let logger: Logger
 
     private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger) {
@@ -438,31 +440,60 @@ public final class PostgresStore: DeliveryStore {
     /// up; a statement under way is ended by the server's own `statement_timeout`) and the operation fails — unless
     /// the work completes all the same, whose outcome is then the answer (a commit that landed is never reported as
     /// failed).
+    ///
+    /// While operations time out (the database unreachable), others fail at once rather than wait: see ``OutageGate``.
     private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
+        let (admitted, since) = self.outage.withLock { gate in (gate.admit(now: .now), gate.unreachableSince) }
+        guard admitted else {
+            let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
+            throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
+        }
         self.inFlight.withLock { $0 += 1 }
         defer { self.inFlight.withLock { $0 -= 1 } }
         do {
-            return try await withThrowingTaskGroup(of: Result<T, any Error>?.self) { group in
+            return try await withThrowingTaskGroup(of: Outcome<T>.self) { group in
                 group.addTask {
-                    do { return .success(try await work()) } catch { return .failure(error) }
+                    do { return .done(.success(try await work())) } catch { return .done(.failure(error)) }
                 }
                 group.addTask {
-                    try? await Task.sleep(for: Self.operationTimeout)
-                    return nil
+                    do {
+                        try await Task.sleep(for: Self.operationTimeout)
+                        return .timedOut
+                    } catch {
+                        // The caller was cancelled, not the database slow: the gate is not told.
+                        return .cancelled
+                    }
                 }
-                let first = try await group.next() ?? nil
+                let first = try await group.next() ?? .cancelled
                 group.cancelAll()
-                if let first { return try first.get() }
-                // The timer: the work, cancelled, ends one way or the other.
-                let outcome = try await group.next() ?? nil
-                guard case .success(let value)? = outcome else {
-                    throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
+                switch first {
+                case .done(let result):
+                    self.outage.withLock { $0.answered() }
+                    return try result.get()
+                case .cancelled:
+                    // The work ends too, cancelled: whatever it did is the outcome.
+                    guard case .done(let result)? = try await group.next() else { throw CancellationError() }
+                    return try result.get()
+                case .timedOut:
+                    // The work, cancelled, ends one way or the other: a commit that landed is its answer.
+                    guard case .done(.success(let value))? = try await group.next() else {
+                        self.outage.withLock { $0.timedOut(now: .now) }
+                        throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
+                    }
+                    self.outage.withLock { $0.answered() }
+                    return value
                 }
-                return value
             }
         } catch {
             throw Self.storeError(error)
         }
+    }
+
+    /// What ended a bounded operation first.
+    private enum Outcome<T: Sendable>: Sendable {
+        case done(Result<T, any Error>)
+        case timedOut
+        case cancelled
     }
 
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws {

@@ -61,6 +61,13 @@ struct StoreOutageTests {
         #expect(try keyed.error().code == "store_unavailable")
         #expect(try keyed.error().errorClass == "transient")
         #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore, "a keyed send reached SENS while its key could not be claimed")
+        // Once an operation has timed out, the next keyed send is refused at once, not after another timeout.
+        let againAt = ContinuousClock.now
+        let again = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "outage-1b"), timeout: .seconds(30))
+        let againIn = ContinuousClock.now - againAt
+        #expect(again.status == 503)
+        #expect(againIn < .seconds(3), "the second keyed send during the outage took \(againIn)")
+        #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore)
         // A tracked send stands (SENS has it); only its record failed, and the answer says so.
         let tracked = try await RawHTTP.exchange(
             port: port, IdempotencyTests.send(key: nil, extra: "X-Sensgate-Track: true\r\n"), timeout: .seconds(30))
@@ -90,7 +97,7 @@ struct StoreOutageTests {
         #expect(replay.body == first.body)
         // The send committed before the outage is followed to its end: its event arrives.
         try await waitUntil(timeout: .seconds(90)) { receiver.deliveries.contains { String(decoding: $0.body, as: UTF8.self).contains(committed) } }
-        print("store outage: \(statuses.count) lookups during the outage, all 200; keyed send refused with 503 in \(refusedIn)")
+        print("store outage: \(statuses.count) lookups during the outage, all 200; keyed send refused with 503 in \(refusedIn), the next in \(againIn)")
         await gateway.stop()
         await receiver.stop()
     }

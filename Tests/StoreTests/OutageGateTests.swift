@@ -1,0 +1,36 @@
+@testable import Store
+import Testing
+
+/// The gate that fails PostgreSQL operations at once while the database does not answer: pure logic, its own clock.
+@Suite("Store: outage gate")
+struct OutageGateTests {
+    @Test("open until an operation times out; then one try per second; the first answer opens it again")
+    func gate() {
+        var gate = OutageGate()
+        let t0 = ContinuousClock.now
+        #expect(Self.admit(&gate, t0))
+        #expect(Self.admit(&gate, t0))
+        gate.timedOut(now: t0 + .seconds(10))
+        #expect(gate.unreachableSince == t0 + .seconds(10))
+        // Within a second of the last try: refused at once.
+        #expect(!Self.admit(&gate, t0 + .seconds(10.5)))
+        // A second on: one try, and only one.
+        #expect(Self.admit(&gate, t0 + .seconds(11)))
+        #expect(!Self.admit(&gate, t0 + .seconds(11.2)))
+        // That try timed out as well: the outage goes on from its first timeout.
+        gate.timedOut(now: t0 + .seconds(21))
+        #expect(gate.unreachableSince == t0 + .seconds(10))
+        #expect(!Self.admit(&gate, t0 + .seconds(21.5)))
+        #expect(Self.admit(&gate, t0 + .seconds(22)))
+        // It answered: everything goes through again.
+        gate.answered()
+        #expect(gate.unreachableSince == nil)
+        #expect(Self.admit(&gate, t0 + .seconds(22.1)))
+        #expect(Self.admit(&gate, t0 + .seconds(22.1)))
+    }
+
+    /// `#expect` cannot call a mutating method on its own.
+    static func admit(_ gate: inout OutageGate, _ now: ContinuousClock.Instant) -> Bool {
+        gate.admit(now: now)
+    }
+}
