@@ -38,7 +38,8 @@ public import Signing
 /// - `upstream-retries` / `SENSGATE_UPSTREAM_RETRIES`: extra attempts for retryable failures, default 2.
 /// - `upstream-retry-backoff` / `SENSGATE_UPSTREAM_RETRY_BACKOFF`: first backoff ceiling in seconds, default 0.1.
 /// - `upstream-rate`, `upstream-burst` / `SENSGATE_UPSTREAM_RATE`, `SENSGATE_UPSTREAM_BURST`: token bucket on
-///   upstream calls per second (0: no limit, the default) and its burst (default: the rate).
+///   upstream calls per second (0: no limit, the default) and its burst (default: the rate); with a PostgreSQL store,
+///   the whole fleet's, divided among the live replicas.
 /// - `upstream-max-in-flight` / `SENSGATE_UPSTREAM_MAX_IN_FLIGHT`: upstream calls at once, default 1024.
 /// - `breaker-threshold`, `breaker-cooldown` / `SENSGATE_BREAKER_THRESHOLD`, `SENSGATE_BREAKER_COOLDOWN`:
 ///   consecutive connect failures that open the circuit (0: off; default 5) and seconds it stays open (default 5).
