@@ -11,14 +11,24 @@ extension PostgresStore {
             return try await self.claimKey(key, token: token, now: now, lease: lease, ttl: ttl)
         } catch {
             // The caller is told nothing was sent, and a retry must find the key free: a claim that committed although
-            // the answer was lost (a timeout, a connection cut after COMMIT) is taken back, by its token — in the
-            // background, so that the caller's 503 is not held for a second timeout while the database is down.
+            // the answer was lost (a timeout, a connection cut after COMMIT, a statement that ran on once the database
+            // came back) is taken back, by its token — in the background, so that the caller's 503 is not held while
+            // the database is down, and tried each second until it lands or the claim's lease is over (a lapsed
+            // claim no longer holds the key).
+            let deadline = ContinuousClock.now + .milliseconds(lease)
             Task {
-                _ = try? await self.connection { connection in
-                    try await Self.run(
-                        connection,
-                        "DELETE FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key) AND claim_token = \(token) AND state = 'in_progress'",
-                        self.logger)
+                while ContinuousClock.now < deadline {
+                    do {
+                        try await self.connection { connection in
+                            try await Self.run(
+                                connection,
+                                "DELETE FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key) AND claim_token = \(token) AND state = 'in_progress'",
+                                self.logger)
+                        }
+                        return
+                    } catch {
+                        try? await Task.sleep(for: OutageGate.probeInterval)
+                    }
                 }
             }
             throw error

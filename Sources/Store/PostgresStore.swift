@@ -436,10 +436,12 @@ public final class PostgresStore: DeliveryStore {
         }
     }
 
-    /// Runs `work` within ``operationTimeout``: past it, the work is cancelled (a wait for a pooled connection gives
-    /// up; a statement under way is ended by the server's own `statement_timeout`) and the operation fails — unless
-    /// the work completes all the same, whose outcome is then the answer (a commit that landed is never reported as
-    /// failed).
+    /// Runs `work` within ``operationTimeout``: past it (or when the caller is cancelled) the operation fails at once
+    /// and the work is cancelled — but not waited for: a statement sent to a server that hangs (stopped, its host gone
+    /// without a reset) is not ended by cancellation (postgres-nio does not cancel a statement under way) nor by the
+    /// server's own `statement_timeout`, and a task group would wait for it. The work runs on in the background, still
+    /// counted for ``close()``; a commit that lands after the failure was reported is what the callers' own recovery
+    /// is for (a key's claim is taken back by its token; a poll or an attempt is recorded only under its claim).
     ///
     /// While operations time out (the database unreachable), others fail at once rather than wait: see ``OutageGate``.
     private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
@@ -448,44 +450,38 @@ public final class PostgresStore: DeliveryStore {
             let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
             throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
         }
-        self.inFlight.withLock { $0 += 1 }
-        defer { self.inFlight.withLock { $0 -= 1 } }
-        do {
-            return try await withThrowingTaskGroup(of: Outcome<T>.self) { group in
-                group.addTask {
-                    do { return .done(.success(try await work())) } catch { return .done(.failure(error)) }
+        let race = Race<T>()
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome<T>, Never>) in
+                race.begin(continuation)
+                self.inFlight.withLock { $0 += 1 }
+                let timer = Task {
+                    try? await Task.sleep(for: Self.operationTimeout)
+                    // Cancelled: the work ended first.
+                    if !Task.isCancelled { race.end(.timedOut) }
                 }
-                group.addTask {
-                    do {
-                        try await Task.sleep(for: Self.operationTimeout)
-                        return .timedOut
-                    } catch {
-                        // The caller was cancelled, not the database slow: the gate is not told.
-                        return .cancelled
-                    }
-                }
-                let first = try await group.next() ?? .cancelled
-                group.cancelAll()
-                switch first {
-                case .done(let result):
+                let worker = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await work()) } catch { result = .failure(error) }
+                    self.inFlight.withLock { $0 -= 1 }
+                    // The database answered, in time or not.
                     self.outage.withLock { $0.answered() }
-                    return try result.get()
-                case .cancelled:
-                    // The work ends too, cancelled: whatever it did is the outcome.
-                    guard case .done(let result)? = try await group.next() else { throw CancellationError() }
-                    return try result.get()
-                case .timedOut:
-                    // The work, cancelled, ends one way or the other: a commit that landed is its answer.
-                    guard case .done(.success(let value))? = try await group.next() else {
-                        self.outage.withLock { $0.timedOut(now: .now) }
-                        throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
-                    }
-                    self.outage.withLock { $0.answered() }
-                    return value
+                    race.end(.done(result))
+                    timer.cancel()
                 }
+                race.onLoss { worker.cancel() }
             }
-        } catch {
-            throw Self.storeError(error)
+        } onCancel: {
+            race.end(.cancelled)
+        }
+        switch outcome {
+        case .done(let result):
+            do { return try result.get() } catch { throw Self.storeError(error) }
+        case .timedOut:
+            self.outage.withLock { $0.timedOut(now: .now) }
+            throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
+        case .cancelled:
+            throw Self.storeError(CancellationError())
         }
     }
 
@@ -494,6 +490,56 @@ public final class PostgresStore: DeliveryStore {
         case done(Result<T, any Error>)
         case timedOut
         case cancelled
+    }
+
+    /// The first of the work, the timer and the caller's cancellation to end a bounded operation resumes it; when that
+    /// is not the work, the work is cancelled (and left to end on its own).
+    private final class Race<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Outcome<T>, Never>?
+            /// Ended before it began (the caller was cancelled at once).
+            var early: Outcome<T>?
+            var cancelWork: (@Sendable () -> Void)?
+            /// Whether the operation has ended (one of the three came first).
+            var ended = false
+        }
+
+        private let state = Mutex(State())
+
+        func begin(_ continuation: CheckedContinuation<Outcome<T>, Never>) {
+            let early = self.state.withLock { state -> Outcome<T>? in
+                if let early = state.early { return early }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(returning: early) }
+        }
+
+        /// Sets how to cancel the work once it has lost (at once, if it has already).
+        func onLoss(_ cancel: @escaping @Sendable () -> Void) {
+            let ended = self.state.withLock { state -> Bool in
+                state.cancelWork = cancel
+                return state.ended
+            }
+            if ended { cancel() }
+        }
+
+        func end(_ outcome: Outcome<T>) {
+            let (continuation, cancel) = self.state.withLock { state -> (CheckedContinuation<Outcome<T>, Never>?, (@Sendable () -> Void)?) in
+                guard !state.ended, state.early == nil else { return (nil, nil) }
+                guard let continuation = state.continuation else {
+                    state.early = outcome
+                    if case .done = outcome {} else { state.ended = true }
+                    return (nil, nil)
+                }
+                state.continuation = nil
+                state.ended = true
+                if case .done = outcome { return (continuation, nil) }
+                return (continuation, state.cancelWork)
+            }
+            cancel?()
+            continuation?.resume(returning: outcome)
+        }
     }
 
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws {

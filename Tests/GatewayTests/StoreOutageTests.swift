@@ -101,6 +101,46 @@ struct StoreOutageTests {
         await gateway.stop()
         await receiver.stop()
     }
+
+    @Test("PostgreSQL hung (every process stopped, connections open): lookups flow, a keyed send is refused with nothing sent; thawed, a retry of that key is sent once", .timeLimit(.minutes(3)))
+    func hangAndThaw() async throws {
+        let server = try await PostgresTestServer.start()
+        let database = try await server.makeDatabase()
+        let gateway = try await ServeProcess.start(environment: [
+            "SENSGATE_STORE": "postgres://\(server.user)@127.0.0.1:\(server.port)/\(database)?sslmode=disable",
+            "PGPASSWORD": PostgresTestServer.password, "SENSGATE_SMS_SERVICE_ID": Fixtures.smsServiceID,
+        ])
+        defer { gateway.terminate() }
+        let port = gateway.port
+        // The pool holds open connections: the next statements go to backends that will not answer.
+        #expect(try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "warm")).status == 202)
+        let sendsBefore = IdempotencyTests.sendsReceived(gateway.mock)
+
+        try server.freeze()
+        var thawed = false
+        defer { if !thawed { try? server.thaw() } }
+        let keyed = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
+        #expect(keyed.status == 503)
+        #expect(try keyed.error().code == "store_unavailable")
+        let lookup = try await RawHTTP.exchange(
+            port: port, "GET /v1/results/sms/\(Fixtures.smsSeedMessageID) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(lookup.status == 200)
+        #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore, "a keyed send reached SENS while the store hung")
+
+        // Thawed: whatever the hung statements did when they ran at last, the key is free again (a claim that
+        // committed after its caller was told 503 is taken back), and the retry is sent — once.
+        try server.thaw()
+        thawed = true
+        try await waitUntil(timeout: .seconds(60)) {
+            let retry = try? await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
+            return retry?.status == 202
+        }
+        let replay = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
+        #expect(replay.header("idempotent-replayed") == "true")
+        #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore + 1)
+        await gateway.stop()
+        try? await server.halt()
+    }
 }
 
 /// A flag one task sets and others read.

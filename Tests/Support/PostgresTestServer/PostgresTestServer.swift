@@ -101,10 +101,32 @@ public final class PostgresTestServer: Sendable {
         Self.running.withLock { $0[self.directory] = .some(nil) }
     }
 
+    /// Freezes every process of the cluster (`SIGSTOP` to the postmaster and its children): a database that hangs —
+    /// connections stay open, nothing answers — rather than one that refuses. ``thaw()`` lets it go on.
+    public func freeze() throws { try self.signalAll(SIGSTOP) }
+
+    /// Lets a frozen cluster go on (`SIGCONT`): statements sent meanwhile run then.
+    public func thaw() throws { try self.signalAll(SIGCONT) }
+
+    private func signalAll(_ signal: Int32) throws {
+        guard let postmaster = Self.running.withLock({ $0[self.directory] ?? nil }) else { throw Failure("the cluster is not running") }
+        var pids = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // pid (comm) state ppid …
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == postmaster { pids.append(pid) }
+        }
+        for pid in pids { kill(pid, signal) }
+    }
+
     /// Immediate shutdown (SIGQUIT to each postmaster), then the directories removed.
     private static func stopAtExit() {
         for (directory, pid) in Self.running.withLock({ $0 }) {
             if let pid {
+                kill(pid, SIGCONT)
                 kill(pid, SIGQUIT)
                 for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
             }
