@@ -103,7 +103,6 @@ package final class TokenBucket: Sendable {
     /// Tokens per second, as shared now.
     package var rate: Double { self.state.withLock { $0.rate } }
 
-
     /// Takes `fraction` (0 < fraction ≤ 1) of the configured rate and burst from `now` on: tokens earned so far at the
     /// old rate are kept, but never more than the new burst (a replica whose share shrinks cannot spend its old one).
     /// The burst never goes below one token, so every replica can always make a call.
@@ -120,9 +119,7 @@ package final class TokenBucket: Sendable {
     /// Whether taking a token now would leave half the burst (a bucket of under two tokens cannot keep a reserve).
     func leavesHalf(now: ContinuousClock.Instant = .now) -> Bool {
         self.state.withLock { state in
-            guard state.burst >= 2 else { return true }
-            let available = min(state.burst, state.tokens + max(0, (now - state.updated).secondsValue) * state.rate)
-            return available - 1 >= state.burst / 2
+            state.burst < 2 || Self.available(state, now: now) - 1 >= state.burst / 2
         }
     }
 
@@ -136,10 +133,14 @@ package final class TokenBucket: Sendable {
         }
     }
 
+    /// The tokens there are at `now`: those held, plus those earned since, up to the burst.
+    private static func available(_ state: State, now: ContinuousClock.Instant) -> Double {
+        min(state.burst, state.tokens + max(0, (now - state.updated).secondsValue) * state.rate)
+    }
+
     private static func refill(_ state: inout State, now: ContinuousClock.Instant) {
-        let seconds = (now - state.updated).secondsValue
-        guard seconds > 0 else { return }
-        state.tokens = min(state.burst, state.tokens + seconds * state.rate)
+        guard now > state.updated else { return }
+        state.tokens = Self.available(state, now: now)
         state.updated = now
     }
 }

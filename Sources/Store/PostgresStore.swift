@@ -450,37 +450,38 @@ public final class PostgresStore: DeliveryStore {
             let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
             throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
         }
-        let race = Race<T>()
-        let outcome = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome<T>, Never>) in
-                race.begin(continuation)
-                self.inFlight.withLock { $0 += 1 }
-                let timer = Task {
-                    try? await Task.sleep(for: Self.operationTimeout)
-                    // Cancelled: the work ended first.
-                    if !Task.isCancelled { race.end(.timedOut) }
-                }
-                let worker = Task {
-                    let result: Result<T, any Error>
-                    do { result = .success(try await work()) } catch { result = .failure(error) }
-                    self.inFlight.withLock { $0 -= 1 }
-                    // The database answered, in time or not.
-                    self.outage.withLock { $0.answered() }
-                    race.end(.done(result))
-                    timer.cancel()
-                }
-                race.onLoss { worker.cancel() }
-            }
-        } onCancel: {
-            race.end(.cancelled)
+        // The first of the work's outcome and the timer's is kept (a one-element buffer keeps the oldest); the
+        // caller's cancellation ends the wait with none.
+        let (outcomes, sink) = AsyncStream.makeStream(of: Outcome<T>.self, bufferingPolicy: .bufferingOldest(1))
+        self.inFlight.withLock { $0 += 1 }
+        let worker = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await work()) } catch { result = .failure(error) }
+            self.inFlight.withLock { $0 -= 1 }
+            // The database answered, in time or not — unless the work ended because it was cancelled (its caller
+            // gave up or it timed out), which says nothing about the database.
+            if !Task.isCancelled { self.outage.withLock { $0.answered() } }
+            sink.yield(.done(result))
+            sink.finish()
         }
-        switch outcome {
-        case .done(let result):
+        let timer = Task {
+            try? await Task.sleep(for: Self.operationTimeout)
+            sink.yield(.timedOut)
+        }
+        var iterator = outcomes.makeAsyncIterator()
+        let first = await iterator.next()
+        timer.cancel()
+        switch first {
+        case .done(let result)?:
             do { return try result.get() } catch { throw Self.storeError(error) }
-        case .timedOut:
+        case .timedOut?:
+            // Marked before the work is cancelled, so its cancelled ending cannot come first and reopen the gate.
             self.outage.withLock { $0.timedOut(now: .now) }
+            worker.cancel()
             throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
-        case .cancelled:
+        case nil:
+            // The caller was cancelled.
+            worker.cancel()
             throw Self.storeError(CancellationError())
         }
     }
@@ -489,57 +490,6 @@ public final class PostgresStore: DeliveryStore {
     private enum Outcome<T: Sendable>: Sendable {
         case done(Result<T, any Error>)
         case timedOut
-        case cancelled
-    }
-
-    /// The first of the work, the timer and the caller's cancellation to end a bounded operation resumes it; when that
-    /// is not the work, the work is cancelled (and left to end on its own).
-    private final class Race<T: Sendable>: Sendable {
-        private struct State {
-            var continuation: CheckedContinuation<Outcome<T>, Never>?
-            /// Ended before it began (the caller was cancelled at once).
-            var early: Outcome<T>?
-            var cancelWork: (@Sendable () -> Void)?
-            /// Whether the operation has ended (one of the three came first).
-            var ended = false
-        }
-
-        private let state = Mutex(State())
-
-        func begin(_ continuation: CheckedContinuation<Outcome<T>, Never>) {
-            let early = self.state.withLock { state -> Outcome<T>? in
-                if let early = state.early { return early }
-                state.continuation = continuation
-                return nil
-            }
-            if let early { continuation.resume(returning: early) }
-        }
-
-        /// Sets how to cancel the work once it has lost (at once, if it has already).
-        func onLoss(_ cancel: @escaping @Sendable () -> Void) {
-            let ended = self.state.withLock { state -> Bool in
-                state.cancelWork = cancel
-                return state.ended
-            }
-            if ended { cancel() }
-        }
-
-        func end(_ outcome: Outcome<T>) {
-            let (continuation, cancel) = self.state.withLock { state -> (CheckedContinuation<Outcome<T>, Never>?, (@Sendable () -> Void)?) in
-                guard !state.ended, state.early == nil else { return (nil, nil) }
-                guard let continuation = state.continuation else {
-                    state.early = outcome
-                    if case .done = outcome {} else { state.ended = true }
-                    return (nil, nil)
-                }
-                state.continuation = nil
-                state.ended = true
-                if case .done = outcome { return (continuation, nil) }
-                return (continuation, state.cancelWork)
-            }
-            cancel?()
-            continuation?.resume(returning: outcome)
-        }
     }
 
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws {

@@ -45,8 +45,9 @@ enum DueWork {
 /// A sleep that graceful shutdown ends early.
 final class Pause: Sendable {
     /// Runs `work`, then waits `interval`, over and over until graceful shutdown (which ends only the wait: work under
-    /// way finishes).
-    static func repeating(every interval: Duration, _ work: @escaping @Sendable (Pause) async -> Void) async {
+    /// way finishes). `work` runs in the caller's task, one call at a time, so it may keep its state in the caller's
+    /// locals.
+    static func repeating(every interval: Duration, _ work: (Pause) async -> Void) async {
         let pause = Pause()
         await withGracefulShutdownHandler {
             while !pause.isStopped && !Task.isCancelled {

@@ -2,7 +2,6 @@ import Logging
 import SENSClient
 import ServiceLifecycle
 import Store
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -28,8 +27,10 @@ struct FleetBudget: Service {
     var liveFor: StoreTime = 3_000
 
     func run() async throws {
-        let last = LastHeartbeat()
-        self.metrics.recordFleetReplicas(1)
+        // What the last heartbeat found.
+        var replicas = 1
+        var reachable = true
+        self.metrics.recordFleetReplicas(replicas)
         await Pause.repeating(every: self.every) { _ in
             let live: Int
             do {
@@ -37,19 +38,15 @@ struct FleetBudget: Service {
             } catch {
                 self.metrics.recordStoreError(operation: "heartbeat")
                 // Once per outage, not every second.
-                if last.state.withLock({ $0.reachable }) {
-                    self.logger.warning("fleet heartbeat failed; the last budget share stays", metadata: ["reason": "\(error)"])
-                }
-                last.state.withLock { $0.reachable = false }
+                if reachable { self.logger.warning("fleet heartbeat failed; the last budget share stays", metadata: ["reason": "\(error)"]) }
+                reachable = false
                 return
             }
-            let (before, wasReachable) = last.state.withLock { last in
-                defer { last = (live, true) }
-                return (last.replicas, last.reachable)
-            }
-            if !wasReachable { self.logger.notice("fleet heartbeat restored", metadata: ["replicas": "\(live)"]) }
-            guard live != before else { return }
-            self.logger.notice("the fleet's SENS budget is shared anew", metadata: ["replicas": "\(live)", "was": "\(before)"])
+            if !reachable { self.logger.notice("fleet heartbeat restored", metadata: ["replicas": "\(live)"]) }
+            reachable = true
+            guard live != replicas else { return }
+            self.logger.notice("the fleet's SENS budget is shared anew", metadata: ["replicas": "\(live)", "was": "\(replicas)"])
+            replicas = live
             for bucket in self.buckets { bucket.share(1 / Double(live)) }
             self.metrics.recordFleetReplicas(live)
         }
@@ -66,9 +63,4 @@ struct FleetBudget: Service {
         var generator = SystemRandomNumberGenerator()
         return "\(name)/\(getpid())/\(String(generator.next() as UInt32, radix: 36))"
     }
-}
-
-/// What the last heartbeat found.
-private final class LastHeartbeat: Sendable {
-    let state = Mutex((replicas: 1, reachable: true))
 }

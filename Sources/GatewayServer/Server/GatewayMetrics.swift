@@ -180,12 +180,12 @@ public struct GatewayMetrics: Sendable {
         }.increment()
     }
 
-    /// Where the circuit breaker is (0 closed, 1 open, 2 probing), set when metrics are scraped.
     /// The replicas sharing the SENS budget, as this one last heard (`upstream-rate` ÷ this is its share).
     func recordFleetReplicas(_ value: Int) {
         Gauge(label: "sensgate_fleet_replicas", factory: self.factory).record(value)
     }
 
+    /// Where the circuit breaker is (0 closed, 1 open, 2 probing), set when metrics are scraped.
     func recordCircuitState(_ value: Int) {
         Gauge(label: "sensgate_upstream_circuit_state", factory: self.factory).record(value)
     }
