@@ -170,8 +170,9 @@ public struct Gateway: Sendable {
                 store: store, results: self.results, schedule: self.configuration.trackSchedule,
                 budget: trackBudget,
                 metrics: self.metrics, logger: self.logger, completions: self.completions, webhooks: webhooks)
-            // A poll is one SENS call, bounded by the upstream timeout: three of them, so a replica that dies has its
-            // claims taken over within half a minute (by default), never while its poll may still be running.
+            // Three upstream timeouts: a poll takes no more budget once a third of its lease is left, so its last call
+            // (bounded by the upstream timeout) ends while the claim holds; a replica that dies has its claims taken
+            // over within half a minute (by default), never while its poll may still be running.
             tracker.lease = max(15_000, 3 * TrackSchedule.milliseconds(self.configuration.upstreamTimeout))
             background.append(tracker)
             background.append(StoreGauges(store: store, metrics: self.metrics, logger: self.logger))

@@ -48,7 +48,7 @@ package final class UpstreamGuard: Sendable {
     ///   free.
     func admit(_ kind: Kind, background: Bool = false, now: ContinuousClock.Instant = .now) throws(Refusal) -> CircuitBreaker.Admission {
         if background {
-            if let bucket, !bucket.leavesHalf(now: now) { throw .rateLimited }
+            if let bucket, !bucket.leavesReserve(now: now) { throw .rateLimited }
             if self.lookupsInFlight.load(ordering: .relaxed) >= self.maxInFlight / 2 { throw .tooManyInFlight }
         }
         let admission = try self.breaker.admit(now: now)
@@ -116,10 +116,12 @@ package final class TokenBucket: Sendable {
         }
     }
 
-    /// Whether taking a token now would leave half the burst (a bucket of under two tokens cannot keep a reserve).
-    func leavesHalf(now: ContinuousClock.Instant = .now) -> Bool {
+    /// Whether taking a token now would leave the callers' reserve: half the burst, or — for a burst of under two
+    /// tokens (a small one shared among replicas) — everything but that token, so that background work takes only
+    /// from a bucket callers have left full.
+    package func leavesReserve(now: ContinuousClock.Instant = .now) -> Bool {
         self.state.withLock { state in
-            state.burst < 2 || Self.available(state, now: now) - 1 >= state.burst / 2
+            Self.available(state, now: now) - 1 >= min(state.burst / 2, state.burst - 1)
         }
     }
 

@@ -21,6 +21,9 @@ public final class PostgresStore: DeliveryStore {
     private let running: Task<Void, Never>
     /// Operations under way, waited for by ``close()`` (a write that outlived its caller's deadline still lands).
     private let inFlight = Mutex(0)
+    /// Set by ``close()``: background retries stop.
+    private let closing = Mutex(false)
+    var isClosing: Bool { self.closing.withLock { $0 } }
     /// Whether the database answers lately (operations fail at once while it does not).
     private let outage = Mutex(OutageGate())
     let logger: Logger
@@ -111,6 +114,7 @@ public final class PostgresStore: DeliveryStore {
 
     /// Waits (up to ``operationTimeout``) for the operations under way, then closes the pool.
     public func close() async {
+        self.closing.withLock { $0 = true }
         let deadline = ContinuousClock.now + Self.operationTimeout
         while self.inFlight.withLock({ $0 }) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
@@ -425,13 +429,22 @@ public final class PostgresStore: DeliveryStore {
     static let operationTimeout: Duration = .seconds(10)
 
     /// Runs `body` on a pooled connection, one statement at a time (each its own transaction unless it opens one).
-    func connection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
-        try await self.bounded { try await self.client.withConnection { connection in try await body(connection) } }
+    /// - Parameters:
+    ///   - gated: Whether the ``OutageGate`` may refuse it while the database does not answer (`false` for writes worth
+    ///     waiting for: the outcome of a send SENS has accepted).
+    ///   - lost: Run with the value of work that succeeded after its caller stopped waiting (timed out or cancelled),
+    ///     to undo what the caller was told did not happen.
+    func connection<T: Sendable>(
+        gated: Bool = true, lost: (@Sendable (T) async -> Void)? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        try await self.bounded(gated: gated, lost: lost) { try await self.client.withConnection { connection in try await body(connection) } }
     }
 
     /// Runs `body` as one transaction on a pooled connection (rolled back when it throws).
-    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
-        try await self.bounded {
+    func transaction<T: Sendable>(
+        gated: Bool = true, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        try await self.bounded(gated: gated, lost: nil) {
             try await self.client.withTransaction(logger: self.logger) { connection in try await body(connection) }
         }
     }
@@ -440,56 +453,73 @@ public final class PostgresStore: DeliveryStore {
     /// and the work is cancelled — but not waited for: a statement sent to a server that hangs (stopped, its host gone
     /// without a reset) is not ended by cancellation (postgres-nio does not cancel a statement under way) nor by the
     /// server's own `statement_timeout`, and a task group would wait for it. The work runs on in the background, still
-    /// counted for ``close()``; a commit that lands after the failure was reported is what the callers' own recovery
-    /// is for (a key's claim is taken back by its token; a poll or an attempt is recorded only under its claim).
+    /// counted for ``close()``; a success that comes after the caller stopped waiting is handed to `lost` (a key's
+    /// claim is taken back); a poll or an attempt is recorded only under its claim, which lapses.
     ///
     /// While operations time out (the database unreachable), others fail at once rather than wait: see ``OutageGate``.
-    private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
-        let (admitted, since) = self.outage.withLock { gate in (gate.admit(now: .now), gate.unreachableSince) }
-        guard admitted else {
-            let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
-            throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
+    private func bounded<T: Sendable>(
+        gated: Bool, lost: (@Sendable (T) async -> Void)?, _ work: @escaping @Sendable () async throws -> T
+    ) async throws(StoreError) -> T {
+        if gated {
+            let (admitted, since) = self.outage.withLock { gate in (gate.admit(now: .now), gate.unreachableSince) }
+            guard admitted else {
+                let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
+                throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
+            }
         }
-        // The first of the work's outcome and the timer's is kept (a one-element buffer keeps the oldest); the
-        // caller's cancellation ends the wait with none.
-        let (outcomes, sink) = AsyncStream.makeStream(of: Outcome<T>.self, bufferingPolicy: .bufferingOldest(1))
+        // Who ended the operation is decided under one lock: the work's result, or the caller giving up (the timer's
+        // wake-up or its cancellation). The stream only wakes the caller; it carries nothing.
+        let race = Mutex(Race<T>.running)
+        let (wake, waker) = AsyncStream.makeStream(of: Void.self)
         self.inFlight.withLock { $0 += 1 }
         let worker = Task {
             let result: Result<T, any Error>
             do { result = .success(try await work()) } catch { result = .failure(error) }
+            let won = race.withLock { state -> Bool in
+                // The database answered, in time or not — unless the work ended because it was cancelled, which says
+                // nothing about the database. Under the race's lock, so that it cannot come before the caller's
+                // "timed out" and be undone by it.
+                if !Task.isCancelled { self.outage.withLock { $0.answered() } }
+                guard case .running = state else { return false }
+                state = .done(result)
+                return true
+            }
+            if won {
+                waker.finish()
+            } else if let lost, case .success(let value) = result {
+                await lost(value)
+            }
             self.inFlight.withLock { $0 -= 1 }
-            // The database answered, in time or not — unless the work ended because it was cancelled (its caller
-            // gave up or it timed out), which says nothing about the database.
-            if !Task.isCancelled { self.outage.withLock { $0.answered() } }
-            sink.yield(.done(result))
-            sink.finish()
         }
         let timer = Task {
             try? await Task.sleep(for: Self.operationTimeout)
-            sink.yield(.timedOut)
+            waker.finish()
         }
-        var iterator = outcomes.makeAsyncIterator()
-        let first = await iterator.next()
+        // Ends when the work or the timer finishes the stream, or the caller is cancelled.
+        for await _ in wake {}
         timer.cancel()
-        switch first {
-        case .done(let result)?:
-            do { return try result.get() } catch { throw Self.storeError(error) }
-        case .timedOut?:
-            // Marked before the work is cancelled, so its cancelled ending cannot come first and reopen the gate.
-            self.outage.withLock { $0.timedOut(now: .now) }
-            worker.cancel()
-            throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
-        case nil:
-            // The caller was cancelled.
-            worker.cancel()
-            throw Self.storeError(CancellationError())
+        let cancelled = Task.isCancelled
+        let result = race.withLock { state -> Result<T, any Error>? in
+            if case .done(let result) = state { return result }
+            state = .over
+            if !cancelled { self.outage.withLock { $0.timedOut(now: .now) } }
+            return nil
         }
+        guard let result else {
+            worker.cancel()
+            if cancelled { throw Self.storeError(CancellationError()) }
+            throw StoreError.unavailable("PostgreSQL did not answer within \(Self.operationTimeout)")
+        }
+        do { return try result.get() } catch { throw Self.storeError(error) }
     }
 
-    /// What ended a bounded operation first.
-    private enum Outcome<T: Sendable>: Sendable {
+    /// Who ended a bounded operation.
+    private enum Race<T: Sendable>: Sendable {
+        case running
+        /// The work, with its result.
         case done(Result<T, any Error>)
-        case timedOut
+        /// Its caller, who stopped waiting (timed out or cancelled).
+        case over
     }
 
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws {

@@ -215,6 +215,52 @@ struct ProtectionTests {
         #expect(!bucket.take(now: t0 + .milliseconds(100)))
         #expect((0..<4).map { _ in bucket.take(now: t0 + .seconds(10)) } == [true, true, true, false])
     }
+
+    @Test("a replica's share of the bucket: rate and burst divided, tokens earned kept up to the new burst, at least one")
+    func bucketShare() {
+        let t0 = ContinuousClock.now
+        let bucket = TokenBucket(rate: 30, burst: 30, now: t0)
+        bucket.share(1.0 / 3, now: t0)
+        #expect(bucket.rate == 10)
+        // Full at 30, cut to the new burst of 10.
+        #expect((0..<11).map { _ in bucket.take(now: t0) }.filter { $0 }.count == 10)
+        // Refilled at the shared rate: 0.5 s → 5 tokens.
+        #expect((0..<6).map { _ in bucket.take(now: t0 + .milliseconds(500)) }.filter { $0 }.count == 5)
+        // Back to the whole: the rate and burst are the configured ones again (tokens earned so far kept).
+        bucket.share(1, now: t0 + .seconds(10))
+        #expect(bucket.rate == 30)
+        #expect((0..<31).map { _ in bucket.take(now: t0 + .seconds(10)) }.filter { $0 }.count == 10)
+        #expect((0..<31).map { _ in bucket.take(now: t0 + .seconds(20)) }.filter { $0 }.count == 30)
+        // A tiny share still allows one call.
+        let small = TokenBucket(rate: 2, burst: 2, now: t0)
+        small.share(0.01, now: t0)
+        #expect(small.take(now: t0))
+        #expect(!small.take(now: t0))
+    }
+
+    @Test("background work leaves the callers a reserve: half the burst, or for a burst under two a full bucket")
+    func bucketReserve() {
+        let t0 = ContinuousClock.now
+        let bucket = TokenBucket(rate: 10, burst: 4, now: t0)
+        #expect(bucket.leavesReserve(now: t0))
+        _ = bucket.take(now: t0)
+        #expect(bucket.leavesReserve(now: t0))  // 3 - 1 >= 2
+        _ = bucket.take(now: t0)
+        #expect(!bucket.leavesReserve(now: t0))  // 2 - 1 < 2
+        // Shared among replicas down to a burst of 1.5: only a full bucket leaves a reserve.
+        let shared = TokenBucket(rate: 3, burst: 3, now: t0)
+        shared.share(0.5, now: t0)
+        #expect(shared.leavesReserve(now: t0))
+        _ = shared.take(now: t0)
+        #expect(!shared.leavesReserve(now: t0))
+        #expect(!shared.leavesReserve(now: t0 + .milliseconds(300)))  // 0.5 + 0.45 tokens
+        #expect(shared.leavesReserve(now: t0 + .seconds(1)))  // full again
+        // A burst of one: background calls only from a full bucket, never into the callers' last token's refill.
+        let one = TokenBucket(rate: 1, burst: 1, now: t0)
+        #expect(one.leavesReserve(now: t0))
+        _ = one.take(now: t0)
+        #expect(!one.leavesReserve(now: t0 + .milliseconds(500)))
+    }
 }
 
 @Suite("Caller tokens")

@@ -109,9 +109,12 @@ struct StoreOutageTests {
         let gateway = try await ServeProcess.start(environment: [
             "SENSGATE_STORE": "postgres://\(server.user)@127.0.0.1:\(server.port)/\(database)?sslmode=disable",
             "PGPASSWORD": PostgresTestServer.password, "SENSGATE_SMS_SERVICE_ID": Fixtures.smsServiceID,
+            // A key's claim then holds for 1 + 1 + 10 s (the upstream deadline, the commit's, a margin).
+            "SENSGATE_UPSTREAM_TIMEOUT": "1",
         ])
         defer { gateway.terminate() }
         let port = gateway.port
+        let keyLease: Duration = .seconds(12)
         // The pool holds open connections: the next statements go to backends that will not answer.
         #expect(try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "warm")).status == 202)
         let sendsBefore = IdempotencyTests.sendsReceived(gateway.mock)
@@ -119,6 +122,7 @@ struct StoreOutageTests {
         try server.freeze()
         var thawed = false
         defer { if !thawed { try? server.thaw() } }
+        let claimed = ContinuousClock.now
         let keyed = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
         #expect(keyed.status == 503)
         #expect(try keyed.error().code == "store_unavailable")
@@ -126,13 +130,18 @@ struct StoreOutageTests {
             port: port, "GET /v1/results/sms/\(Fixtures.smsSeedMessageID) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(lookup.status == 200)
         #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore, "a keyed send reached SENS while the store hung")
+        // Hung past the claim's lease: a claim that the hung statements made only now would hold the key as an
+        // unknown outcome for its whole TTL, and no take-back tried within the lease would have seen it.
+        try await waitUntil(timeout: .seconds(60)) { ContinuousClock.now - claimed > keyLease + .seconds(1) }
 
-        // Thawed: whatever the hung statements did when they ran at last, the key is free again (a claim that
-        // committed after its caller was told 503 is taken back), and the retry is sent — once.
+        // Thawed: whatever the hung statements did when they ran at last, the key is free again (nothing claimed
+        // for a caller that was told 503, or taken back), and the retry is sent — once.
         try server.thaw()
         thawed = true
         try await waitUntil(timeout: .seconds(60)) {
             let retry = try? await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
+            // Never a 409: the key must not be held by a claim nobody was told of.
+            #expect(retry?.status != 409, "the retry found the key held: \(retry?.text ?? "")")
             return retry?.status == 202
         }
         let replay = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))

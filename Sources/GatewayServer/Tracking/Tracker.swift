@@ -57,8 +57,13 @@ struct Tracker: Service {
             self.logger.warning("the tracker could not read a request", metadata: ["requestId": "\(request.requestId)", "reason": "\(error)"])
             return  // the claim lapses; the request is polled again then
         }
+        // The calls of one poll wait for the tracker's budget, which a fleet divides: a poll stops taking more while
+        // a third of its lease is left (one call's worst case, see `Gateway`), so that its claim still holds when it
+        // records what it read, and no other replica polls the same request meanwhile. What it did not read waits
+        // for the next poll.
+        let until = ContinuousClock.now + .milliseconds(self.lease * 2 / 3)
         // Interrupted (the process is being cancelled): nothing recorded, the claim lapses and the poll is made again.
-        guard let fresh = await self.read(request, stored: stored) else { return }
+        guard let fresh = await self.read(request, stored: stored, until: until) else { return }
         let now = StoreTime.now
         let decision = PollDecision.decide(request, stored: stored, fresh: fresh, now: now, schedule: self.schedule)
         let timestamp = now.rfc3339
@@ -89,15 +94,20 @@ struct Tracker: Service {
         }
     }
 
-    /// What SENS says now of the request's open messages; a call that fails leaves its messages as they were.
+    /// What SENS says now of the request's open messages; a call that fails, or that there is no budget for before
+    /// `until`, leaves its messages as they were.
     /// - Returns: `nil` when the wait for budget was cancelled.
-    private func read(_ request: TrackedRequest, stored: [StoredResult]) async -> [DeliveryResult]? {
+    private func read(_ request: TrackedRequest, stored: [StoredResult], until: ContinuousClock.Instant) async -> [DeliveryResult]? {
         guard let channel = DeliveryChannel(rawValue: request.channel) else { return [] }
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
         var fresh: [DeliveryResult] = []
         var open = stored.filter { !$0.isFinal }.map(\.messageId)
         if stored.isEmpty || channel != .sms {
-            guard await self.takeBudget() else { return nil }
+            switch await self.takeBudget(until: until) {
+            case .taken: break
+            case .timeUp: return []
+            case .cancelled: return nil
+            }
             let list = DeliveryLookup.Lookup(channel: channel, key: .request(request.requestId), serviceId: request.serviceId)
             guard case .success(let (listed, _)) = await self.results.fetch(list, requestID: RequestID.generate(), on: eventLoop, route: SignedUpstream.backgroundRoute)
             else { return [] }
@@ -106,7 +116,11 @@ struct Tracker: Service {
             open = channel == .sms ? listed.filter { !$0.isFinal }.compactMap(\.messageId) : []
         }
         for messageId in open {
-            guard await self.takeBudget() else { return nil }
+            switch await self.takeBudget(until: until) {
+            case .taken: break
+            case .timeUp: return fresh
+            case .cancelled: return nil
+            }
             let lookup = DeliveryLookup.Lookup(channel: channel, key: .message(messageId), serviceId: request.serviceId)
             guard case .success(let entry) = await self.results.message(
                 lookup, requestID: RequestID.generate(), record: RequestRecord(), on: eventLoop, route: SignedUpstream.backgroundRoute)
@@ -117,15 +131,25 @@ struct Tracker: Service {
         return fresh
     }
 
-    /// Waits for a call's worth of the tracker's budget. - Returns: `false` when the task was cancelled.
-    private func takeBudget() async -> Bool {
+    /// Waits for a call's worth of the tracker's budget, until `until` at the latest.
+    private func takeBudget(until: ContinuousClock.Instant) async -> BudgetWait {
         while !self.budget.take() {
+            let next = ContinuousClock.now + .seconds(1 / max(self.budget.rate, 0.001))
+            if next > until { return .timeUp }
             do {
-                try await Task.sleep(for: .seconds(1 / max(self.budget.rate, 0.001)))
+                try await Task.sleep(until: next)
             } catch {
-                return false
+                return .cancelled
             }
         }
-        return true
+        return .taken
+    }
+
+    /// How a wait for budget ended.
+    private enum BudgetWait {
+        case taken
+        /// Not before the poll's time was up.
+        case timeUp
+        case cancelled
     }
 }

@@ -110,6 +110,10 @@ public final class PostgresTestServer: Sendable {
 
     private func signalAll(_ signal: Int32) throws {
         guard let postmaster = Self.running.withLock({ $0[self.directory] ?? nil }) else { throw Failure("the cluster is not running") }
+        Self.signal(signal, postmasterAndChildren: postmaster)
+    }
+
+    private static func signal(_ signal: Int32, postmasterAndChildren postmaster: pid_t) {
         var pids = [postmaster]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
@@ -126,7 +130,8 @@ public final class PostgresTestServer: Sendable {
     private static func stopAtExit() {
         for (directory, pid) in Self.running.withLock({ $0 }) {
             if let pid {
-                kill(pid, SIGCONT)
+                // A run that ends while a test has the cluster frozen: every process must go on to hear the quit.
+                Self.signal(SIGCONT, postmasterAndChildren: pid)
                 kill(pid, SIGQUIT)
                 for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
             }
