@@ -56,6 +56,10 @@ package struct SignedUpstream: Sendable {
         self.timeout = timeout
     }
 
+    /// The route label of the gateway's own calls to SENS (the tracker's polls), admitted after caller traffic
+    /// (``UpstreamGuard/admit(_:background:now:)``).
+    package static let backgroundRoute = "tracker"
+
     /// Sends a request, retrying what may be retried; cancelling the calling task cancels the call.
     /// - Parameters:
     ///   - request: The request, without credentials.
@@ -63,10 +67,6 @@ package struct SignedUpstream: Sendable {
     ///   - record: Where the upstream status is noted for the access log.
     /// - Returns: The last response SENS gave, whatever its status.
     /// - Throws: ``SENSCallFailure`` for a transport failure or a refusal by the gateway's own limits.
-    /// The route label of the gateway's own calls to SENS (the tracker's polls), admitted after caller traffic
-    /// (``UpstreamGuard/admit(_:background:now:)``).
-    package static let backgroundRoute = "tracker"
-
     package func send(_ request: UpstreamRequest, route: String, record: any SENSCallRecord) async throws(SENSCallFailure) -> UpstreamResponse {
         let cancellation = UpstreamCancellation()
         let result = await withTaskCancellationHandler {

@@ -102,7 +102,7 @@ struct StoreOutageTests {
         await receiver.stop()
     }
 
-    @Test("PostgreSQL hung (every process stopped, connections open): lookups flow, a keyed send is refused with nothing sent; thawed, a retry of that key is sent once", .timeLimit(.minutes(3)))
+    @Test("PostgreSQL hung (every process stopped, connections open): lookups flow, keyed sends are refused with nothing sent; thawed, a retry of each key is sent once", .timeLimit(.minutes(3)))
     func hangAndThaw() async throws {
         let server = try await PostgresTestServer.start()
         let database = try await server.makeDatabase()
@@ -115,38 +115,51 @@ struct StoreOutageTests {
         defer { gateway.terminate() }
         let port = gateway.port
         let keyLease: Duration = .seconds(12)
-        // The pool holds open connections: the next statements go to backends that will not answer.
-        #expect(try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "warm")).status == 202)
+        // The pool holds open connections (several: sends at once open more): the next statements go to backends that
+        // will not answer — the keyed send's SELECT among them, not only the heartbeat's.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<6 { group.addTask { try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "warm-\(index)")).status } }
+            for try await status in group { #expect(status == 202) }
+        }
         let sendsBefore = IdempotencyTests.sendsReceived(gateway.mock)
 
         try server.freeze()
         var thawed = false
         defer { if !thawed { try? server.thaw() } }
         let claimed = ContinuousClock.now
-        let keyed = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
-        #expect(keyed.status == 503)
-        #expect(try keyed.error().code == "store_unavailable")
+        // Keyed sends at once, as under load: their claims wait in the pool or on a hung connection.
+        let keys = (0..<8).map { "hung-\($0)" }
+        let refusals = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+            for key in keys { group.addTask { try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: key), timeout: .seconds(30)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for refusal in refusals {
+            #expect(refusal.status == 503)
+            #expect(try refusal.error().code == "store_unavailable")
+        }
         let lookup = try await RawHTTP.exchange(
             port: port, "GET /v1/results/sms/\(Fixtures.smsSeedMessageID) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(lookup.status == 200)
         #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore, "a keyed send reached SENS while the store hung")
-        // Hung past the claim's lease: a claim that the hung statements made only now would hold the key as an
+        // Hung past the claims' lease: a claim that the hung statements made only now would hold its key as an
         // unknown outcome for its whole TTL, and no take-back tried within the lease would have seen it.
         try await waitUntil(timeout: .seconds(60)) { ContinuousClock.now - claimed > keyLease + .seconds(1) }
 
-        // Thawed: whatever the hung statements did when they ran at last, the key is free again (nothing claimed
-        // for a caller that was told 503, or taken back), and the retry is sent — once.
+        // Thawed: whatever the hung statements did when they ran at last, every key is free again (nothing claimed
+        // for a caller that was told 503, or taken back), and each retry is sent — once.
         try server.thaw()
         thawed = true
-        try await waitUntil(timeout: .seconds(60)) {
-            let retry = try? await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
-            // Never a 409: the key must not be held by a claim nobody was told of.
-            #expect(retry?.status != 409, "the retry found the key held: \(retry?.text ?? "")")
-            return retry?.status == 202
+        for key in keys {
+            try await waitUntil(timeout: .seconds(60)) {
+                let retry = try? await RawHTTP.exchange(port: port, IdempotencyTests.send(key: key), timeout: .seconds(30))
+                // Never a 409: the key must not be held by a claim nobody was told of.
+                #expect(retry?.status != 409, "the retry of \(key) found the key held: \(retry?.text ?? "")")
+                return retry?.status == 202
+            }
         }
-        let replay = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: "hung-1"), timeout: .seconds(30))
+        let replay = try await RawHTTP.exchange(port: port, IdempotencyTests.send(key: keys[0]), timeout: .seconds(30))
         #expect(replay.header("idempotent-replayed") == "true")
-        #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore + 1)
+        #expect(IdempotencyTests.sendsReceived(gateway.mock) == sendsBefore + keys.count)
         await gateway.stop()
         try? await server.halt()
     }
