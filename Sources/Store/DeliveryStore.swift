@@ -133,6 +133,10 @@ public struct StoreCounts: Sendable, Equatable {
 /// a lease (`claimed until`), so a backend shared by several replicas hands each item to one of them at a time and a
 /// replica that dies has its claims taken over when they lapse.
 public protocol DeliveryStore: Sendable {
+    /// Whether other processes may share this store (a fleet on PostgreSQL), so that work one cannot do (an event for
+    /// a caller whose webhook it does not know) may be another's to do.
+    var isShared: Bool { get }
+
     /// Records a send to follow; recording the same request again changes nothing.
     func track(_ request: TrackedRequest) async throws(StoreError)
 

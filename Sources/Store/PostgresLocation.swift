@@ -31,6 +31,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             throw .unavailable("store must be embedded or postgres://user@host:port/db")
         }
         rest = rest.dropFirst(scheme.count)
+        guard !rest.contains("#") else { throw .unavailable("the store URL must not have a fragment (#…)") }
         var query: Substring = ""
         if let mark = rest.firstIndex(of: "?") {
             query = rest[rest.index(after: mark)...]
@@ -47,13 +48,18 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         authority = authority[authority.index(after: at)...]
         var host = authority
         var port = 5432
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw .unavailable("the store URL's IPv6 host has no closing ]") }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
                 guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else { throw .unavailable("the store URL's port is not a port") }
                 port = parsed
+            } else if !after.isEmpty {
+                throw .unavailable("the store URL has something after its IPv6 host that is not a port")
             }
+        } else if authority.contains("[") || authority.contains("]") {
+            throw .unavailable("the store URL's host must be a name, an IPv4 address or [an IPv6 address]")
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
             guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
@@ -64,16 +70,46 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         guard !user.isEmpty, !host.isEmpty, !database.isEmpty, !database.contains("/") else {
             throw .unavailable("the store URL must be postgres://user@host:port/db")
         }
-        var tls = TLSMode.prefer
+        var tls: TLSMode? = nil
         for parameter in query.split(separator: "&") {
             let pair = parameter.split(separator: "=", maxSplits: 1)
             guard pair.count == 2, pair[0] == "sslmode" else { throw .unavailable("the store URL's parameter \(pair[0]) is not supported (only sslmode)") }
+            guard tls == nil else { throw .unavailable("the store URL gives sslmode more than once") }
             guard let mode = TLSMode(rawValue: String(pair[1])) else {
                 throw .unavailable("sslmode must be disable, prefer, require or verify-full")
             }
             tls = mode
         }
-        self.init(user: String(user), host: String(host), port: port, database: String(database), tls: tls)
+        // As libpq reads them: the user and database percent-decoded (`%20` a space).
+        guard let user = Self.percentDecoded(user), let database = Self.percentDecoded(database) else {
+            throw .unavailable("the store URL's user or database has a % that is not %XX of UTF-8")
+        }
+        self.init(user: user, host: String(host), port: port, database: database, tls: tls ?? .prefer)
+    }
+
+    /// `text` with each `%XX` replaced by its byte; `nil` for a bad escape or bytes that are not UTF-8.
+    static func percentDecoded(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = utf8.next().flatMap(Self.hexValue), let low = utf8.next().flatMap(Self.hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// The URL, as it may be logged (it holds no secret).

@@ -60,33 +60,34 @@ extension PostgresStore {
             SELECT * FROM idempotency_keys WHERE caller = \(key.caller) AND key = \(key.key)
                 AND (expires_at > \(now) OR (state = 'in_progress' AND claimed_until > \(now)))
             """
-        if let row = try await Self.rows(connection, select, logger).first { return try Self.claim(found: row, key: key, now: now) }
-        // A caller that stopped waiting (the SELECT answered after the timeout) is told nothing was claimed: nothing
-        // is. postgres-nio does not end a statement on cancellation, so this is checked here.
-        try Task.checkCancellation()
-        inserting()
-        // Free: new, or expired with no claim that still holds. Of two claims at once, one inserts or updates; the
-        // other's statement waits on the row's lock, then finds it taken (the WHERE no longer holds).
-        let claimed = try await Self.rows(
-            connection,
-            """
-            INSERT INTO idempotency_keys (caller, key, fingerprint, state, claim_token, claimed_until, created_at, expires_at)
-            VALUES (\(key.caller), \(key.key), \(key.fingerprint), 'in_progress', \(token), \(now + lease), \(now), \(now + lease + ttl))
-            ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'in_progress',
-                claim_token = excluded.claim_token, claimed_until = excluded.claimed_until, created_at = excluded.created_at,
-                expires_at = excluded.expires_at, status = NULL, content_type = NULL, retry_after = NULL, headers = NULL, body = NULL
-            WHERE idempotency_keys.expires_at <= \(now)
-                AND NOT (idempotency_keys.state = 'in_progress' AND idempotency_keys.claimed_until > \(now))
-            RETURNING claim_token
-            """, logger)
-        if try claimed.first?.decode(String?.self) == token {
-            return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token, ttl: ttl))
+        // A key that another claim takes and frees again between our statements (its send refused, say, by the rate
+        // limit) is free once more: try again — a few rounds, for a key that many callers race for.
+        for _ in 0..<5 {
+            if let row = try await Self.rows(connection, select, logger).first { return try Self.claim(found: row, key: key, now: now) }
+            // A caller that stopped waiting (the SELECT answered after the timeout) is told nothing was claimed:
+            // nothing is. postgres-nio does not end a statement on cancellation, so this is checked here.
+            try Task.checkCancellation()
+            inserting()
+            // Free: new, or expired with no claim that still holds. Of two claims at once, one inserts or updates; the
+            // other's statement waits on the row's lock, then finds it taken (the WHERE no longer holds).
+            let claimed = try await Self.rows(
+                connection,
+                """
+                INSERT INTO idempotency_keys (caller, key, fingerprint, state, claim_token, claimed_until, created_at, expires_at)
+                VALUES (\(key.caller), \(key.key), \(key.fingerprint), 'in_progress', \(token), \(now + lease), \(now), \(now + lease + ttl))
+                ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'in_progress',
+                    claim_token = excluded.claim_token, claimed_until = excluded.claimed_until, created_at = excluded.created_at,
+                    expires_at = excluded.expires_at, status = NULL, content_type = NULL, retry_after = NULL, headers = NULL, body = NULL
+                WHERE idempotency_keys.expires_at <= \(now)
+                    AND NOT (idempotency_keys.state = 'in_progress' AND idempotency_keys.claimed_until > \(now))
+                RETURNING claim_token
+                """, logger)
+            if try claimed.first?.decode(String?.self) == token {
+                return .claimed(ClaimedKey(caller: key.caller, key: key.key, token: token, ttl: ttl))
+            }
+            // Another claim won in between: its row answers, unless it is gone again (next round).
         }
-        // Another claim won in between: its row answers.
-        guard let row = try await Self.rows(connection, select, logger).first else {
-            throw StoreError.unavailable("an idempotency key changed while it was claimed; try again")
-        }
-        return try Self.claim(found: row, key: key, now: now)
+        throw StoreError.unavailable("an idempotency key was claimed and freed again by others five times over; try again")
     }
 
     /// What a key's live row says to a claim of `key` at `now`.
@@ -144,9 +145,9 @@ extension PostgresStore {
         // Not refused by the outage gate: SENS has answered, and what it said is worth a wait (the caller's answer is
         // not held by it — the gateway's commit deadline answers first).
         if case .answered(_, tracking: .some) = settlement {
-            try await self.transaction(gated: false, write)
+            try await self.transaction(.essential, write)
         } else {
-            try await self.connection(gated: false, write)
+            try await self.connection(.essential, write)
         }
     }
 

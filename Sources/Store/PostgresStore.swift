@@ -13,6 +13,9 @@ import Synchronization
 /// Unlike the embedded store there is no group commit: PostgreSQL runs transactions from many connections at once
 /// (and groups their WAL flushes itself), so each operation takes a pooled connection of its own.
 public final class PostgresStore: DeliveryStore {
+    /// Replicas of a fleet.
+    public var isShared: Bool { true }
+
     /// The schema this build writes (its own numbering, kept in `sensgate_schema_version`). Version 1: tracked
     /// requests, their messages, the event outbox, idempotency keys. Version 2: replicas' heartbeats.
     public static let schemaVersion = 2
@@ -377,7 +380,8 @@ public final class PostgresStore: DeliveryStore {
     private static let forgetReplicasAfter: StoreTime = 3_600_000
 
     public func heartbeat(replica: String, liveFor: StoreTime) async throws(StoreError) -> Int {
-        try await self.connection { connection in
+        // The one operation that tries the database while it does not answer (see OutageGate).
+        try await self.connection(.probe) { connection in
             // One statement: the heartbeat, a sweep of long-dead replicas, and the count of the others alive (a
             // statement does not see its own upsert, hence `+ 1`).
             let row = try await Self.rows(
@@ -430,21 +434,20 @@ public final class PostgresStore: DeliveryStore {
 
     /// Runs `body` on a pooled connection, one statement at a time (each its own transaction unless it opens one).
     /// - Parameters:
-    ///   - gated: Whether the ``OutageGate`` may refuse it while the database does not answer (`false` for writes worth
-    ///     waiting for: the outcome of a send SENS has accepted).
+    ///   - kind: What it is to the ``OutageGate`` while the database does not answer: refused, a probe, or essential.
     ///   - lost: Run with the value of work that succeeded after its caller stopped waiting (timed out or cancelled),
     ///     to undo what the caller was told did not happen.
     func connection<T: Sendable>(
-        gated: Bool = true, lost: (@Sendable (T) async -> Void)? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ kind: OutageGate.Kind = .operation, lost: (@Sendable (T) async -> Void)? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        try await self.bounded(gated: gated, lost: lost) { try await self.client.withConnection { connection in try await body(connection) } }
+        try await self.bounded(kind, lost: lost) { try await self.client.withConnection { connection in try await body(connection) } }
     }
 
     /// Runs `body` as one transaction on a pooled connection (rolled back when it throws).
     func transaction<T: Sendable>(
-        gated: Bool = true, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ kind: OutageGate.Kind = .operation, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        try await self.bounded(gated: gated, lost: nil) {
+        try await self.bounded(kind, lost: nil) {
             try await self.client.withTransaction(logger: self.logger) { connection in try await body(connection) }
         }
     }
@@ -458,14 +461,12 @@ public final class PostgresStore: DeliveryStore {
     ///
     /// While operations time out (the database unreachable), others fail at once rather than wait: see ``OutageGate``.
     private func bounded<T: Sendable>(
-        gated: Bool, lost: (@Sendable (T) async -> Void)?, _ work: @escaping @Sendable () async throws -> T
+        _ kind: OutageGate.Kind, lost: (@Sendable (T) async -> Void)?, _ work: @escaping @Sendable () async throws -> T
     ) async throws(StoreError) -> T {
-        if gated {
-            let (admitted, since) = self.outage.withLock { gate in (gate.admit(now: .now), gate.unreachableSince) }
-            guard admitted else {
-                let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
-                throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
-            }
+        let (admitted, since) = self.outage.withLock { gate in (gate.admit(kind, now: .now), gate.unreachableSince) }
+        guard admitted else {
+            let seconds = since.map { Int(($0.duration(to: .now)).components.seconds) } ?? 0
+            throw StoreError.unavailable("PostgreSQL has not answered for \(seconds) s (no operation waits while it does not)")
         }
         // Who ended the operation is decided under one lock: the work's result, or the caller giving up (the timer's
         // wake-up or its cancellation). The stream only wakes the caller; it carries nothing.

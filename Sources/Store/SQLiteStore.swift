@@ -17,6 +17,9 @@ import Glibc
 /// loss may lose the last commits, which is the trade every embedded queue of this kind makes for not paying an
 /// `fsync` per send.
 public final class SQLiteStore: DeliveryStore {
+    /// One file, one owner.
+    public var isShared: Bool { false }
+
     /// The schema this build writes. Version 1: tracked requests, their messages, the event outbox. Version 2:
     /// idempotency keys.
     public static let schemaVersion = 2

@@ -1,5 +1,7 @@
 import Foundation
 @testable import GatewayServer
+import Logging
+import PostgresTestServer
 import SENSMock
 import Store
 import Testing
@@ -166,5 +168,52 @@ struct WebhookTests {
         #expect(target.origin == "https://h.example:8443")
         #expect(target.target == "/?k=1")
         #expect(target.description == "https://h.example:8443/")
+    }
+}
+
+/// An event whose caller this process has no webhook for: alone on its store, failed at once (redeliverable once one is
+/// configured); on a store a fleet shares, left unattempted for a replica that has it (an outside test saw one
+/// replica without the setting fail the whole fleet's events).
+@Suite("Webhooks: an event this replica cannot deliver")
+struct WebhookWithoutTargetTests {
+    @Test("alone: failed at once; on a shared PostgreSQL store: left pending, unattempted, for another replica")
+    func leftOrFailed() async throws {
+        let directory = NSTemporaryDirectory() + "sensgate-nowebhook-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let alone = try await SQLiteStore.open(directory: directory, logger: Logger(label: "test"))
+        let server = try await PostgresTestServer.shared()
+        let database = try await server.makeDatabase()
+        let shared = try await PostgresStore.open(
+            PostgresLocation(user: server.user, host: "127.0.0.1", port: server.port, database: database, tls: .disable),
+            password: PostgresTestServer.password, poolSize: 2, logger: Logger(label: "test"))
+        for store in [alone, shared] as [any DeliveryStore] {
+            let event = try await Self.event(in: store)
+            let sender = WebhookSender(
+                store: store, webhooks: WebhookDirectory(callers: CallerStore(nil), global: nil), schedule: WebhookSchedule(),
+                metrics: GatewayMetrics(), logger: Logger(label: "test"))
+            await sender.deliver(event)
+            let failed = try await store.events(state: .failed, caller: nil, limit: 10).map(\.id)
+            let pending = try await store.events(state: .pending, caller: nil, limit: 10)
+            if store.isShared {
+                #expect(failed.isEmpty)
+                #expect(pending.map(\.id) == [event.id])
+                #expect(pending.first?.attempts == 0)
+            } else {
+                #expect(failed == [event.id])
+            }
+            await store.close()
+        }
+    }
+
+    /// A tracked request's message made final, and its event claimed as a sender would.
+    static func event(in store: any DeliveryStore) async throws -> StoredEvent {
+        let now = StoreTime.now
+        try await store.track(
+            TrackedRequest(requestId: "R-1", channel: "sms", serviceId: "ncp:sms:kr:1:x", caller: "orders", acceptedAt: now, nextPollAt: now))
+        let claimed = try #require(try await store.claimDueRequests(now: now, limit: 1, lease: 10_000).first)
+        let done = StoredResult(messageId: "m-1", isFinal: true, json: "{}")
+        let outcome = PollOutcome(results: [done], state: .completed, nextPollAt: now + 10_000) { _ in #"{"type":"delivery.completed"}"# }
+        #expect(try await store.recordPoll(claimed, outcome: outcome, now: now))
+        return try #require(try await store.claimDueEvents(now: now, limit: 1, lease: 10_000).first)
     }
 }

@@ -23,9 +23,14 @@ struct PostgresStoreTests {
         #expect(v6 == PostgresLocation(user: "app", host: "::1", port: 5433, database: "db", tls: .verifyFull))
         #expect(v6.description == "postgres://app@[::1]:5433/db?sslmode=verify-full")
         #expect(full.description == "postgres://app@10.0.0.5:6432/notify?sslmode=require")
+        // Percent-escapes in the user and database, as libpq reads them.
+        #expect(try PostgresLocation(parsing: "postgres://s%67@h/sg%20db") == PostgresLocation(user: "sg", host: "h", database: "sg db"))
         for bad in [
             "mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a@/c", "postgres://a@b/", "postgres://a@b:0/c",
             "postgres://a@b:99999/c", "postgres://a@b:x/c", "postgres://a@b/c?sslmode=maybe", "postgres://a@b/c?connect_timeout=3",
+            // Found by an outside test: a fragment, an unclosed or misplaced IPv6 bracket, sslmode twice, a bad escape.
+            "postgres://a@b/c#frag", "postgres://a@[::1/c", "postgres://a@[::1]x/c", "postgres://a@b]/c",
+            "postgres://a@b/c?sslmode=disable&sslmode=require", "postgres://a@b/c%2", "postgres://a@b/c%zz", "postgres://a@b/c%ff",
         ] {
             #expect(throws: StoreError.self, "\(bad)") { try PostgresLocation(parsing: bad) }
         }

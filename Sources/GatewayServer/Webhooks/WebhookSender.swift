@@ -61,6 +61,16 @@ final class WebhookSender: Service, Sendable {
     /// One attempt at one claimed event, then its record.
     func deliver(_ event: StoredEvent) async {
         guard let target = self.webhooks.target(for: event.caller) else {
+            if self.store.isShared {
+                // Another replica of the fleet may know the webhook (a rolling deploy that adds or changes it; an
+                // outside test saw one replica without it fail the whole fleet's events): left, unattempted, for the
+                // claim to lapse and a replica that knows it to deliver. Events no replica can deliver show as the
+                // webhook backlog.
+                self.logger.warning(
+                    "a webhook event is left to another replica: this one has no webhook for its caller",
+                    metadata: ["eventId": "\(event.id)", "caller": "\(event.caller)"])
+                return
+            }
             // Its caller's webhook was removed since the event was made: failed at once, listed by
             // GET /v1/events?state=failed, redeliverable once one is configured again.
             await self.record(event, delivered: false, retryAt: nil, reason: "no webhook is configured for caller \(event.caller)")
