@@ -35,7 +35,7 @@ package protocol SENSCallMetrics: Sendable {
 ///
 /// Each attempt is admitted by the ``UpstreamGuard`` (rate, calls in flight, circuit breaker), signed afresh, and
 /// given what is left of one deadline; retryable failures are tried again per the ``RetryPolicy``.
-package struct SignedUpstream: Sendable {
+package final class SignedUpstream: Sendable {
     package let client: UpstreamClient
     package let credentials: CredentialStore
     package let metrics: any SENSCallMetrics

@@ -9,7 +9,10 @@ import UpstreamClient
 /// The signed passthrough of PRODUCT.md §4.1: forwards a request byte for byte, signed, and returns the upstream's
 /// status, body and content type unchanged. A keyed send is claimed first and its outcome kept with its key (§7); an
 /// accepted tracked send is recorded (§6) — what the store must keep is committed before SENS's answer goes back.
-struct Passthrough: Sendable {
+///
+/// A class: each request's closures capture it, and as a struct every capture copied (retained) its score of
+/// references.
+final class Passthrough: Sendable {
     let upstream: SignedUpstream
     let maxBodyBytes: Int
     /// Where tracked sends are recorded (PRODUCT.md §6).
@@ -21,6 +24,15 @@ struct Passthrough: Sendable {
     /// commit still lands.
     let commitDeadline: Duration
     let logger: Logger
+
+    init(upstream: SignedUpstream, maxBodyBytes: Int, tracking: Tracking, idempotency: Idempotency, commitDeadline: Duration, logger: Logger) {
+        self.upstream = upstream
+        self.maxBodyBytes = maxBodyBytes
+        self.tracking = tracking
+        self.idempotency = idempotency
+        self.commitDeadline = commitDeadline
+        self.logger = logger
+    }
 
     /// One request on its way to SENS, and what must be kept of its answer.
     private struct Send: Sendable {
