@@ -48,9 +48,14 @@ struct OutageGate: Sendable {
         self.lastTry = nil
     }
 
-    /// An operation timed out.
-    mutating func timedOut(now: ContinuousClock.Instant) {
-        if self.unreachableSince == nil { self.unreachableSince = now }
-        self.lastTry = now
+    /// An operation timed out. An essential write's timeout does not move the next probe back (settlements timing
+    /// out each second would otherwise keep the heartbeat from ever trying).
+    mutating func timedOut(_ kind: Kind = .probe, now: ContinuousClock.Instant) {
+        if self.unreachableSince == nil {
+            self.unreachableSince = now
+            self.lastTry = now
+        } else if kind != .essential {
+            self.lastTry = now
+        }
     }
 }

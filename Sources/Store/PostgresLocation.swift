@@ -87,7 +87,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.init(user: user, host: String(host), port: port, database: database, tls: tls ?? .prefer)
     }
 
-    /// `text` with each `%XX` replaced by its byte; `nil` for a bad escape or bytes that are not UTF-8.
+    /// `text` with each `%XX` replaced by its byte; `nil` for a bad escape, `%00`, or bytes that are not UTF-8.
     static func percentDecoded(_ text: Substring) -> String? {
         guard text.contains("%") else { return String(text) }
         var bytes: [UInt8] = []
@@ -97,7 +97,9 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                 bytes.append(byte)
                 continue
             }
-            guard let high = utf8.next().flatMap(Self.hexValue), let low = utf8.next().flatMap(Self.hexValue) else { return nil }
+            guard let high = utf8.next().flatMap(Self.hexValue), let low = utf8.next().flatMap(Self.hexValue), high | low != 0 else {
+                return nil
+            }
             bytes.append(high << 4 | low)
         }
         return String(validating: bytes, as: UTF8.self)

@@ -42,7 +42,7 @@ extension PostgresStore {
                 }
                 return
             } catch {
-                try? await Task.sleep(for: OutageGate.probeInterval)
+                do { try await Task.sleep(for: OutageGate.probeInterval) } catch { return }
             }
         }
     }

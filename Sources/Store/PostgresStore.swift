@@ -488,7 +488,12 @@ public final class PostgresStore: DeliveryStore {
             if won {
                 waker.finish()
             } else if let lost, case .success(let value) = result {
-                await lost(value)
+                // In a task of its own: this one is cancelled (its caller gave up), and the undoing must not be.
+                Task {
+                    await lost(value)
+                    self.inFlight.withLock { $0 -= 1 }
+                }
+                return
             }
             self.inFlight.withLock { $0 -= 1 }
         }
@@ -503,7 +508,7 @@ public final class PostgresStore: DeliveryStore {
         let result = race.withLock { state -> Result<T, any Error>? in
             if case .done(let result) = state { return result }
             state = .over
-            if !cancelled { self.outage.withLock { $0.timedOut(now: .now) } }
+            if !cancelled { self.outage.withLock { $0.timedOut(kind, now: .now) } }
             return nil
         }
         guard let result else {

@@ -25,6 +25,9 @@ struct OutageGateTests {
         #expect(gate.unreachableSince == t0 + .seconds(10))
         #expect(!Self.admit(&gate, t0 + .seconds(21.5)))
         #expect(Self.admit(&gate, t0 + .seconds(22)))
+        // An essential write that times out does not hold the next probe back.
+        gate.timedOut(.essential, now: t0 + .seconds(22.9))
+        #expect(Self.admit(&gate, t0 + .seconds(23)))
         // It answered: everything goes through again.
         gate.answered()
         #expect(gate.unreachableSince == nil)

@@ -30,7 +30,7 @@ struct PostgresStoreTests {
             "postgres://a@b:99999/c", "postgres://a@b:x/c", "postgres://a@b/c?sslmode=maybe", "postgres://a@b/c?connect_timeout=3",
             // Found by an outside test: a fragment, an unclosed or misplaced IPv6 bracket, sslmode twice, a bad escape.
             "postgres://a@b/c#frag", "postgres://a@[::1/c", "postgres://a@[::1]x/c", "postgres://a@b]/c",
-            "postgres://a@b/c?sslmode=disable&sslmode=require", "postgres://a@b/c%2", "postgres://a@b/c%zz", "postgres://a@b/c%ff",
+            "postgres://a@b/c?sslmode=disable&sslmode=require", "postgres://a@b/c%2", "postgres://a@b/c%zz", "postgres://a@b/c%ff", "postgres://a@b/c%00",
         ] {
             #expect(throws: StoreError.self, "\(bad)") { try PostgresLocation(parsing: bad) }
         }

@@ -133,6 +133,8 @@ struct Tracker: Service {
 
     /// Waits for a call's worth of the tracker's budget, until `until` at the latest.
     private func takeBudget(until: ContinuousClock.Instant) async -> BudgetWait {
+        // Past it, no more calls — budget or not: each may take an upstream timeout.
+        if ContinuousClock.now >= until { return .timeUp }
         while !self.budget.take() {
             let next = ContinuousClock.now + .seconds(1 / max(self.budget.rate, 0.001))
             if next > until { return .timeUp }
