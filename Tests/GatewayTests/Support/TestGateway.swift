@@ -1,4 +1,5 @@
 import Foundation
+import PostgresTestServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -273,12 +274,9 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
     }
 }
 
-/// A port to listen on: bound once, then closed, for a server started as a separate process.
+/// A port to listen on, for a server started as a separate process (see ``ListenPort``).
 func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress?.port ?? 1
-    try await channel.close()
-    return port
+    try ListenPort.reserve()
 }
 
 /// A real `sensgate serve` process (the binary as shipped, not a gateway in the test process) in front of a fresh mock.

@@ -73,7 +73,7 @@ public final class PostgresTestServer: Sendable {
              "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"])
         // Started on a port found free; another process may take it first, so a failed start tries another.
         for _ in 0..<5 {
-            let server = PostgresTestServer(port: try Self.freePort(), directory: directory, binaries: binaries)
+            let server = PostgresTestServer(port: try ListenPort.reserve(), directory: directory, binaries: binaries)
             do {
                 try await server.resume()
             } catch {
@@ -143,22 +143,6 @@ public final class PostgresTestServer: Sendable {
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted(by: >)
         return versions.map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
-    }
-
-    private static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Failure("socket failed") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-        }
-        guard bound else { throw Failure("bind failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Runs a command to its end (as `postgres` when root, for the server's own tools) on a thread of its own (not one
