@@ -21,7 +21,11 @@ swiftc "${flags[@]}" -module-name JSON -emit-module -emit-module-path "$out/JSON
   -o "$out/libJSON.a" Sources/JSON/*.swift
 swiftc "${flags[@]}" -I "$out" Sources/DeliveryResults/*.swift "$out/PackageResources.swift" Fuzz/NormalizerFuzz.swift \
   "$out/libJSON.a" -o "$out/normalizer"
-swiftc "${flags[@]}" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift -o "$out/request-target"
+# The request-target validator reads escapes with Signing's PercentEncoding: that one file, as the Signing module.
+swiftc "${flags[@]}" -package-name sensgate -module-name Signing -emit-module -emit-module-path "$out/Signing.swiftmodule" -emit-library \
+  -static -o "$out/libSigning.a" Sources/Signing/PercentEncoding.swift
+swiftc "${flags[@]}" -package-name sensgate -I "$out" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift \
+  "$out/libSigning.a" -o "$out/request-target"
 swiftc "${flags[@]}" Sources/GatewayServer/Configuration/YAMLSubset.swift Fuzz/YAMLSubsetFuzz.swift -o "$out/yaml-subset"
 
 # Each run starts from the committed seed corpus; new inputs go to a scratch copy.

@@ -1,3 +1,5 @@
+import Signing
+
 /// Where the PostgreSQL store is (`store: postgres://user@host:port/db`, PRODUCT.md §8), parsed without I/O. The
 /// password never comes from the URL — the URL is configuration, logged and shown — but from `store-password-file`
 /// or `PGPASSWORD`.
@@ -97,21 +99,12 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                 bytes.append(byte)
                 continue
             }
-            guard let high = utf8.next().flatMap(Self.hexValue), let low = utf8.next().flatMap(Self.hexValue), high | low != 0 else {
+            guard let high = utf8.next().flatMap(PercentEncoding.hexValue), let low = utf8.next().flatMap(PercentEncoding.hexValue), high | low != 0 else {
                 return nil
             }
             bytes.append(high << 4 | low)
         }
         return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     /// The URL, as it may be logged (it holds no secret).

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import Signing
 
 /// One request as the routes see it: its head, where it goes, and the record its access-log line is made from.
 struct Exchange: Sendable {
@@ -50,7 +51,7 @@ struct Exchange: Sendable {
         while index != bytes.endIndex {
             let byte = bytes[index]
             if byte == UInt8(ascii: "%"), bytes.distance(from: index, to: bytes.endIndex) >= 3,
-                let high = RequestTarget.hexValue(bytes[bytes.index(index, offsetBy: 1)]), let low = RequestTarget.hexValue(bytes[bytes.index(index, offsetBy: 2)])
+                let high = PercentEncoding.hexValue(bytes[bytes.index(index, offsetBy: 1)]), let low = PercentEncoding.hexValue(bytes[bytes.index(index, offsetBy: 2)])
             {
                 decoded.append(high << 4 | low)
                 index = bytes.index(index, offsetBy: 3)

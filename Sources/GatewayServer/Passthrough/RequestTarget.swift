@@ -1,3 +1,5 @@
+import Signing
+
 /// Checks the raw request-target before anything is routed or forwarded.
 ///
 /// Only plain origin-form targets (`/path?query`) made of RFC 3986 characters pass. Anything that could make the
@@ -41,7 +43,7 @@ public enum RequestTarget {
                 let first = bytes.index(after: index)
                 guard first != bytes.endIndex else { return .badEscape }
                 let second = bytes.index(after: first)
-                guard second != bytes.endIndex, let high = hexValue(bytes[first]), let low = hexValue(bytes[second]) else {
+                guard second != bytes.endIndex, let high = PercentEncoding.hexValue(bytes[first]), let low = PercentEncoding.hexValue(bytes[second]) else {
                     return .badEscape
                 }
                 let decoded = high << 4 | low
@@ -98,15 +100,6 @@ public enum RequestTarget {
             true
         default:
             false
-        }
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }

@@ -105,7 +105,7 @@ struct Tracker: Service {
         if stored.isEmpty || channel != .sms {
             switch await self.takeBudget(until: until) {
             case .taken: break
-            case .timeUp: return []
+            case .timeUp: return fresh
             case .cancelled: return nil
             }
             let list = DeliveryLookup.Lookup(channel: channel, key: .request(request.requestId), serviceId: request.serviceId)
