@@ -7,7 +7,12 @@
 public struct JSONWriter: Sendable {
     /// The JSON written so far.
     public private(set) var bytes: [UInt8]
-    private var needsComma: [Bool] = [false]
+    /// Whether the next value in each open container needs a comma before it: one bit per level, the innermost in bit
+    /// 0 (a stack of bits, not an array: a writer is made per log line and per answer, and an array was an allocation
+    /// and a bounds and uniqueness check per value). Bits pushed out past 64 levels wait in ``deeper``.
+    private var needsComma: UInt64 = 0
+    private var depth = 0
+    private var deeper: [Bool] = []
     private var pendingValueAfterKey = false
 
     /// Creates an empty writer.
@@ -21,12 +26,12 @@ public struct JSONWriter: Sendable {
     public mutating func beginObject() {
         self.separate()
         self.bytes.append(UInt8(ascii: "{"))
-        self.needsComma.append(false)
+        self.push()
     }
 
     /// Closes the innermost object.
     public mutating func endObject() {
-        self.needsComma.removeLast()
+        self.pop()
         self.bytes.append(UInt8(ascii: "}"))
     }
 
@@ -34,12 +39,12 @@ public struct JSONWriter: Sendable {
     public mutating func beginArray() {
         self.separate()
         self.bytes.append(UInt8(ascii: "["))
-        self.needsComma.append(false)
+        self.push()
     }
 
     /// Closes the innermost array.
     public mutating func endArray() {
-        self.needsComma.removeLast()
+        self.pop()
         self.bytes.append(UInt8(ascii: "]"))
     }
 
@@ -58,7 +63,8 @@ public struct JSONWriter: Sendable {
         self.separate()
         self.bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
-        self.bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        self.bytes.append(UInt8(ascii: "\""))
+        self.bytes.append(UInt8(ascii: ":"))
         self.pendingValueAfterKey = true
     }
 
@@ -72,7 +78,7 @@ public struct JSONWriter: Sendable {
     /// Writes an integer value, or `null` for `nil`.
     public mutating func int(_ value: Int?) {
         self.separate()
-        if let value { self.bytes.append(contentsOf: String(value).utf8) } else { self.appendLiteral("null") }
+        if let value { self.appendDecimal(value) } else { self.appendLiteral("null") }
         self.markValue()
     }
 
@@ -84,13 +90,22 @@ public struct JSONWriter: Sendable {
             let whole = Int(scaled / 1000)
             let fraction = Int(abs(scaled).truncatingRemainder(dividingBy: 1000))
             if scaled < 0 && whole == 0 { self.bytes.append(UInt8(ascii: "-")) }
-            self.bytes.append(contentsOf: String(whole).utf8)
+            self.appendDecimal(whole)
             if fraction != 0 {
+                // Three places, trailing zeros dropped: 0.050 → .05.
                 self.bytes.append(UInt8(ascii: "."))
-                var digits = String(fraction)
-                while digits.count < 3 { digits = "0" + digits }
-                while digits.hasSuffix("0") { digits.removeLast() }
-                self.bytes.append(contentsOf: digits.utf8)
+                var digits = fraction
+                var places = 3
+                while digits % 10 == 0 {
+                    digits /= 10
+                    places -= 1
+                }
+                var divisor = 1
+                for _ in 1..<places { divisor *= 10 }
+                while divisor > 0 {
+                    self.bytes.append(UInt8(ascii: "0") + UInt8(digits / divisor % 10))
+                    divisor /= 10
+                }
             }
         } else {
             self.appendLiteral("null")
@@ -131,14 +146,47 @@ public struct JSONWriter: Sendable {
             self.pendingValueAfterKey = false
             return
         }
-        if self.needsComma[self.needsComma.count - 1] {
+        if self.needsComma & 1 != 0 {
             self.bytes.append(UInt8(ascii: ","))
         }
-        self.needsComma[self.needsComma.count - 1] = true
+        self.needsComma |= 1
     }
 
     private mutating func markValue() {
-        self.needsComma[self.needsComma.count - 1] = true
+        self.needsComma |= 1
+    }
+
+    /// A container opens: its first value needs no comma.
+    private mutating func push() {
+        // Level 0 is bit 0 until the first container opens: with `depth` open, bits 0…depth are in use.
+        if self.depth >= 63 { self.deeper.append(self.needsComma >> 63 != 0) }
+        self.depth += 1
+        self.needsComma <<= 1
+    }
+
+    /// The innermost container closes.
+    private mutating func pop() {
+        guard self.depth > 0 else { return }
+        self.depth -= 1
+        self.needsComma >>= 1
+        if self.depth >= 63, let bit = self.deeper.popLast(), bit { self.needsComma |= 1 << 63 }
+    }
+
+    /// An integer in decimal, written digit by digit (no string made).
+    private mutating func appendDecimal(_ value: Int) {
+        if value < 0 { self.bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                count += 1
+                buffer[buffer.count - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            self.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(buffer.count - count)...]))
+        }
     }
 
     private mutating func appendLiteral(_ text: StaticString) {

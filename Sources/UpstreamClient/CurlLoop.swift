@@ -33,22 +33,20 @@ final class CurlLoop: @unchecked Sendable {
     private let origin: Origin
     private let configuration: UpstreamConfiguration
     private let logger: Logger
-    private let allowedProtocols: String
-    /// `scheme://authority`, the part of every URL that never changes: parsed once into each handle's `CURLU`.
-    private let urlPrefix: String
-    /// No proxy variable is set in the environment: each transfer is told so (`CURLOPT_PROXY ""`), which spares curl
-    /// looking five of them up per transfer. When one is set, curl reads them as usual (an egress proxy).
-    private let noProxyInEnvironment: Bool
-    /// Only TLS connections can multiplex (HTTP/2 is negotiated by ALPN).
-    private let multiplexes: Bool
+    /// What every easy handle is set up with, once.
+    private let fixed: EasyHandle.Fixed
 
     // Loop-thread state.
     private let responseBudget: ResponseBudget
     private var activeCount = 0
     private var draining = false
     private var spareHandles: [EasyHandle] = []
-    /// One header line being handed to curl (`name: value`, NUL-terminated), reused for every header of every transfer.
-    private var headerLine: [UInt8] = []
+    /// Passes of `curl_multi_perform` so far: a transfer added in the current pass has not been looked at by curl, so
+    /// its handle's transfer info is still the previous transfer's.
+    private var pass: UInt64 = 0
+    /// The last `Content-Type` curl reported and its string: SENS answers with one or two, so most answers share it
+    /// instead of each allocating a copy.
+    private var lastContentType: (bytes: [CChar], string: String) = ([], "")
 
     /// curl_global_init is not thread-safe; a static `let` runs it once, under Swift's lazy-global lock.
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -61,11 +59,11 @@ final class CurlLoop: @unchecked Sendable {
         self.origin = origin
         self.configuration = configuration
         self.logger = logger
-        self.allowedProtocols = origin.scheme
-        self.urlPrefix = origin.description
         let proxyVariables: [String] = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
-        self.noProxyInEnvironment = proxyVariables.allSatisfy { getenv($0) == nil }
-        self.multiplexes = origin.scheme == "https"
+        self.fixed = EasyHandle.Fixed(
+            origin: origin.description, allowedProtocols: origin.scheme, noProxy: proxyVariables.allSatisfy { getenv($0) == nil },
+            multiplexes: origin.scheme == "https", caFile: configuration.caFile, write: curlWriteCallback, read: curlReadCallback,
+            seek: curlSeekCallback)
         self.responseBudget = ResponseBudget(capacity: configuration.maxBufferedResponseBytes)
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
         _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
@@ -166,6 +164,7 @@ final class CurlLoop: @unchecked Sendable {
             if self.draining && self.activeCount == 0 { break }
 
             curl_multi_perform(self.multi, &stillRunning)
+            self.pass &+= 1
             var remaining: Int32 = 0
             while let message = curl_multi_info_read(self.multi, &remaining) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
@@ -205,7 +204,8 @@ final class CurlLoop: @unchecked Sendable {
                 // Not started yet (its start command is behind this one) or already finished: the flag covers both.
                 return
             }
-            let stage = Self.stage(of: easy)
+            // Not yet looked at by curl: nothing was sent (and the handle's transfer info is still the last transfer's).
+            let stage = transfer.addedInPass == self.pass ? .notConnected : Self.stage(of: easy)
             self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller", stage: stage)))
         case .shutdown:
             self.draining = true
@@ -216,10 +216,10 @@ final class CurlLoop: @unchecked Sendable {
         let handle: EasyHandle
         if let spare = self.spareHandles.popLast() {
             handle = spare
-        } else if let fresh = EasyHandle(origin: self.urlPrefix) {
+        } else if let fresh = EasyHandle(self.fixed) {
             handle = fresh
         } else {
-            transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl could not allocate a handle")))
+            transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl could not allocate a handle or refused its options")))
             return
         }
         let easy = handle.easy
@@ -229,75 +229,41 @@ final class CurlLoop: @unchecked Sendable {
         let totalMilliseconds = max(1, Self.milliseconds(totalTimeout))
         let connectMilliseconds = max(1, min(totalMilliseconds, Self.milliseconds(self.configuration.connectTimeout)))
 
-        // A URL handle parsed once with the origin, so curl neither re-parses nor re-prints the whole URL per transfer
-        // (measured in a C client: ~19% of libcurl's instructions). The request-target goes on the wire exactly as
-        // given and signed (CURLOPT_REQUEST_TARGET): curl's URL parser rewrites percent-escapes (7.88 lower-cases
-        // their hex digits, 8.20 upper-cases them), which would break the signature over the caller's target.
-        var ok = sg_easy_setopt_pointer(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(handle.url)) == CURLE_OK
-        ok = ok && self.setTarget(request.target, on: easy)
-        if self.noProxyInEnvironment { ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROXY, "") == CURLE_OK }
-        // Safety: the origin is fixed, redirects are not followed, no other protocol is allowed.
-        ok = ok && sg_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, self.allowedProtocols) == CURLE_OK
-        _ = sg_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
-        // The target was validated; send it exactly as signed (no dot-segment squashing).
-        _ = sg_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)
-        _ = sg_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        // curl's own account of a failure ("Failed to connect to … after 3001 ms: …"), for the log.
+        // Every option that differs between transfers is set here, each time (the handle is not reset: EasyHandle).
+        // The request-target goes on the wire exactly as given and signed (CURLOPT_REQUEST_TARGET): curl's URL parser
+        // rewrites percent-escapes (7.88 lower-cases their hex digits, 8.20 upper-cases them), which would break the
+        // signature over the caller's target.
+        var ok = self.setTarget(request.target, on: easy)
         handle.errorBuffer[0] = 0
-        _ = sg_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, handle.errorBuffer)
-        _ = sg_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMilliseconds)
-        _ = sg_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds)
-        _ = sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
-        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
-        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
-        if self.multiplexes {
-            // Wait for a connection that is still in its TLS handshake rather than opening another: once HTTP/2 is
-            // agreed, every request shares it. (Peer and host verification are curl's defaults; reset keeps them.)
-            _ = sg_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
-            if let caFile = self.configuration.caFile {
-                ok = ok && sg_easy_setopt_string(easy, CURLOPT_CAINFO, caFile) == CURLE_OK
-                // Only these authorities: not also the system's certificate directory.
-                ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_CAPATH, nil) == CURLE_OK
-            }
-        }
+        ok = ok && sg_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMilliseconds) == CURLE_OK
+        ok = ok && sg_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds) == CURLE_OK
 
         let context = Unmanaged.passRetained(transfer).toOpaque()
         _ = sg_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context)
         _ = sg_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
-        _ = sg_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback)
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
 
-        var list: UnsafeMutablePointer<curl_slist>? = nil
-        var sendsContentType = false
+        let method = request.method
+        let sendsBody = method == "POST" || (request.body?.readableBytes ?? 0) > 0
+        // An empty value tells curl not to add its own header: no `Expect: 100-continue` round trip, and no default
+        // form content type or `Accept` that the caller did not send (curl adds a content type only to a body).
+        var sendsContentType = !sendsBody
         var sendsAccept = false
-        // "name: value" in one buffer reused for every header of every transfer (curl copies it), taken out of `self`
-        // for the loop: appending to a class's property byte by byte paid an exclusivity check and a uniqueness check
-        // per byte (~5% of the process's CPU on the passthrough, measured with perf).
-        var line: [UInt8] = []
-        swap(&line, &self.headerLine)
-        for (name, value) in request.headers {
-            line.removeAll(keepingCapacity: true)
-            line.append(contentsOf: name.utf8)
-            line.append(UInt8(ascii: ":"))
-            line.append(UInt8(ascii: " "))
-            line.append(contentsOf: value.utf8)
-            line.append(0)
-            list = line.withUnsafeBufferPointer { bytes in
-                bytes.withMemoryRebound(to: CChar.self) { curl_slist_append(list, $0.baseAddress) }
-            }
+        for (name, _) in request.headers {
             sendsContentType = sendsContentType || name.equalsIgnoringASCIICase("content-type")
             sendsAccept = sendsAccept || name.equalsIgnoringASCIICase("accept")
         }
-        swap(&line, &self.headerLine)
-        // An empty value tells curl not to add its own header: no `Expect: 100-continue` round trip and no
-        // default form content type or `Accept` that the caller did not send.
-        list = curl_slist_append(list, "Expect:")
-        if !sendsContentType { list = curl_slist_append(list, "Content-Type:") }
-        if !sendsAccept { list = curl_slist_append(list, "Accept:") }
-        transfer.headerList = list
-        _ = sg_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
+        let extra: [StaticString] =
+            switch (sendsContentType, sendsAccept) {
+            case (true, true): ["Expect:"]
+            case (true, false): ["Expect:", "Accept:"]
+            case (false, true): ["Expect:", "Content-Type:"]
+            case (false, false): ["Expect:", "Content-Type:", "Accept:"]
+            }
+        ok = ok && sg_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, handle.headerList(request.headers, extra: extra)) == CURLE_OK
 
-        let method = request.method
-        if method == "POST" || (request.body?.readableBytes ?? 0) > 0 {
+        if sendsBody {
             transfer.requestBody = request.body ?? ByteBuffer()
             transfer.bodyStart = transfer.requestBody.readerIndex
             // curl sends a request again on a fresh connection when a reused one turned out dead before a byte of
@@ -306,21 +272,23 @@ final class CurlLoop: @unchecked Sendable {
             // idempotent requests may be rewound: a send whose body left is never sent twice (its failure is then an
             // unknown outcome, not a second SMS).
             transfer.rewindable = UpstreamRequest.isRepeatable(method: method)
-            _ = sg_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
-            _ = sg_easy_setopt_seek(easy, CURLOPT_SEEKFUNCTION, curlSeekCallback)
-            _ = sg_easy_setopt_long(easy, CURLOPT_POST, 1)
-            _ = sg_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.requestBody.readableBytes))
-            _ = sg_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
-            _ = sg_easy_setopt_callback(easy, CURLOPT_READFUNCTION, curlReadCallback)
-            if method != "POST" { ok = ok && sg_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK }
+            ok = ok && sg_easy_setopt_long(easy, CURLOPT_POST, 1) == CURLE_OK
+            ok = ok && sg_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.requestBody.readableBytes)) == CURLE_OK
         } else if method == "HEAD" {
-            _ = sg_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+            ok = ok && sg_easy_setopt_long(easy, CURLOPT_NOBODY, 1) == CURLE_OK
         } else {
-            _ = sg_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
-            if method != "GET" { ok = ok && sg_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK }
+            ok = ok && sg_easy_setopt_long(easy, CURLOPT_HTTPGET, 1) == CURLE_OK
+        }
+        // Set or cleared each time: the method POST, GET or HEAD implies, or another one.
+        let implied = sendsBody ? method == "POST" : method == "GET" || method == "HEAD"
+        if implied {
+            ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, nil) == CURLE_OK
+        } else {
+            ok = ok && sg_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK
         }
 
         transfer.easy = easy
+        transfer.addedInPass = self.pass
         guard ok, curl_multi_add_handle(self.multi, easy) == CURLM_OK else {
             transfer.easy = nil
             self.release(easy: easy, transfer: transfer, context: context, attached: false)
@@ -346,7 +314,7 @@ final class CurlLoop: @unchecked Sendable {
             result = .success(
                 UpstreamResponse(
                     status: status,
-                    contentType: contentType.map { String(cString: $0) },
+                    contentType: contentType.map(self.contentType),
                     retryAfterSeconds: retryAfter > 0 ? Int(retryAfter) : nil,
                     body: transfer.responseBody
                 )
@@ -362,6 +330,18 @@ final class CurlLoop: @unchecked Sendable {
         self.finish(transfer, easy: easy, with: result)
     }
 
+    /// The content type curl reported, as a string: the last one's when the bytes are the same.
+    private func contentType(_ reported: UnsafeMutablePointer<CChar>) -> String {
+        let length = strlen(reported)
+        let last = self.lastContentType.bytes
+        if last.count == length, last.withUnsafeBufferPointer({ $0.baseAddress.map { memcmp($0, reported, length) == 0 } ?? (length == 0) }) {
+            return self.lastContentType.string
+        }
+        let string = String(cString: reported)
+        self.lastContentType = (Array(UnsafeBufferPointer(start: reported, count: length)), string)
+        return string
+    }
+
     private func finish(_ transfer: Transfer, easy: UnsafeMutableRawPointer, with result: Result<UpstreamResponse, UpstreamError>) {
         transfer.easy = nil
         self.release(easy: easy, transfer: transfer, context: Unmanaged.passUnretained(transfer).toOpaque(), attached: true)
@@ -369,20 +349,17 @@ final class CurlLoop: @unchecked Sendable {
         transfer.finish(result)
     }
 
-    /// Detaches the easy handle, frees the header list and drops the reference curl held, exactly once per start.
+    /// Detaches the easy handle and drops the reference curl held, exactly once per start.
     private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool) {
         if attached { curl_multi_remove_handle(self.multi, easy) }
-        curl_slist_free_all(transfer.headerList)
-        transfer.headerList = nil
         Unmanaged<Transfer>.fromOpaque(context).release()
         // The body now belongs to the caller; the budget counts what curl is still filling.
         transfer.budget.held -= transfer.heldBytes
         transfer.heldBytes = 0
         guard let handle = transfer.handle else { return }
         transfer.handle = nil
-        // Keep a few handles for the next requests: a reset handle skips an allocation but keeps nothing of the
-        // old request. Connections live in the multi handle, not here.
-        curl_easy_reset(easy)
+        // Keep a few handles for the next requests, set up as they are (EasyHandle: the next transfer sets every
+        // option that differs). Connections live in the multi handle, not here.
         if self.spareHandles.count < 64 {
             self.spareHandles.append(handle)
         } else {
@@ -462,8 +439,9 @@ final class Transfer: @unchecked Sendable {
 
     // Loop thread.
     var easy: UnsafeMutableRawPointer?
-    var headerList: UnsafeMutablePointer<curl_slist>?
     var handle: EasyHandle?
+    /// The loop's pass (``CurlLoop``'s count of `curl_multi_perform` calls) when the handle was added.
+    var addedInPass: UInt64 = 0
     var requestBody = ByteBuffer()
     /// Where the body starts in ``requestBody``, for curl to rewind to.
     var bodyStart = 0
@@ -582,33 +560,6 @@ final class ResponseBudget: @unchecked Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
-    }
-}
-
-/// An easy handle, the error buffer curl writes its failure text into, and a URL handle holding the origin, kept
-/// together for reuse. Touched only on the loop thread.
-struct EasyHandle {
-    let easy: UnsafeMutableRawPointer
-    let errorBuffer: UnsafeMutablePointer<CChar>
-    /// `scheme://authority` parsed once; each request sets its path and query.
-    let url: OpaquePointer
-
-    init?(origin: String) {
-        guard let url = curl_url() else { return nil }
-        guard curl_url_set(url, CURLUPART_URL, origin, 0) == CURLUE_OK, let easy = curl_easy_init() else {
-            curl_url_cleanup(url)
-            return nil
-        }
-        self.easy = easy
-        self.url = url
-        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
-        self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
-    }
-
-    func free() {
-        curl_easy_cleanup(self.easy)
-        curl_url_cleanup(self.url)
-        self.errorBuffer.deallocate()
     }
 }
 

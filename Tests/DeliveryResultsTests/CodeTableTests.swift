@@ -131,4 +131,37 @@ struct JSONTests {
         #expect(parsed["n"] is NSNull)
         #expect((parsed["list"] as? [Any])?.count == 2)
     }
+    @Test("the writer's integers and millisecond numbers", arguments: [
+        (0.0, "0"), (1.5, "1.5"), (0.05, "0.05"), (12.345, "12.345"), (7.0004, "7"), (-0.25, "-0.25"), (-3.5, "-3.5"),
+        (0.0006, "0.001"), (123_456.7, "123456.7"),
+    ])
+    func writerNumbers(_ value: Double, _ text: String) {
+        var writer = JSONWriter()
+        writer.number(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == text)
+    }
+
+    @Test("the writer's integers, both ends of Int included", arguments: [0, 7, -7, 10, 1_000_000, Int.max, Int.min])
+    func writerIntegers(_ value: Int) {
+        var writer = JSONWriter()
+        writer.int(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+    }
+
+    @Test("commas stay right through nesting deeper than the writer's 64-level bit stack")
+    func writerDeepNesting() {
+        var writer = JSONWriter()
+        let depth = 70
+        for _ in 0..<depth {
+            writer.beginArray()
+            writer.int(1)
+        }
+        for _ in 0..<depth {
+            writer.endArray()
+            writer.int(2)
+        }
+        // [1,[1,…[1],2],2…: every value after another at its level, and only there, follows a comma.
+        let expected = String(repeating: "[1,", count: depth - 1) + "[1" + String(repeating: "],2", count: depth)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
 }

@@ -42,6 +42,37 @@ struct LogWriterTests {
         Array(#"{"msg":"request","n":\#(index),"thread":\#(thread),"pad":"\#(String(repeating: "x", count: 80))"}"#.utf8) + [10]
     }
 
+    @Test("log timestamps are the C library's UTC calendar, leap days and century years included", arguments: [
+        0, 59, 86_399, 86_400, 951_782_399, 951_782_400, 951_868_800, 978_307_199, 1_709_164_800, 1_764_892_800, 4_102_444_799,
+        4_107_542_400, 253_402_300_799,
+    ])
+    func timestamps(_ seconds: Int) {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let expected = String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.042Z", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec))
+        #expect(JSONLogLine.timestamp(seconds: time_t(seconds), milliseconds: 42) == expected)
+    }
+
+    @Test("every day of 400 years (one whole Gregorian cycle) reads as the C library reads it")
+    func timestampsOverACycle() {
+        var mismatches = 0
+        for day in stride(from: 0, to: 146_097, by: 1) {
+            let seconds = day * 86_400 + (day * 7_919) % 86_400
+            var time = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&time, &parts)
+            let text = JSONLogLine.timestamp(seconds: time_t(seconds), milliseconds: 0)
+            let expected = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.000Z", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            if text != expected { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test("lines from many threads arrive whole and in one piece each, none dropped while the buffer has room")
     func wholeLines() async throws {
         let (readEnd, writeEnd) = try Self.pipe()

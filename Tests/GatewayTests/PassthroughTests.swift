@@ -278,6 +278,43 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test("one reused curl handle carries nothing of one request into the next: method, body, headers and target")
+    func handleReuse() async throws {
+        try await TestGateway.run { gw in
+            let base = "/sms/v2/services/\(PassthroughTests.sms)/messages"
+            let send = #"{"type":"SMS","from":"0212345678","content":"hi","messages":[{"to":"01012345678"}]}"#
+            // (method, target, caller headers, body): one after another, so the loop takes the same spare handle each time.
+            let steps: [(String, String, [(String, String)], String?)] = [
+                ("POST", base, [("Content-Type", "application/json"), ("Accept", "application/json")], send),
+                ("HEAD", base + "/sms-delivered-0001", [], nil),
+                ("GET", base + "/sms-delivered-0001?x=1", [("Accept-Language", "ko")], nil),
+                ("DELETE", base + "/sms-delivered-0001", [], nil),
+                ("PUT", base + "/sms-delivered-0001", [("Content-Type", "text/plain")], "changed"),
+                ("GET", base + "/sms-delivered-0001", [], nil),
+                ("POST", base, [("Content-Type", "application/json")], send),
+                ("OPTIONS", base, [], nil),
+                ("GET", base + "/sms-delivered-0001", [("User-Agent", "reuse-test")], nil),
+            ]
+            for (method, target, headers, body) in steps {
+                gw.mock.clearReceived()
+                _ = try await gw.send(method, target, headers: headers, body: body)
+                let received = try #require(gw.mock.receivedRequests.last, "\(method) \(target) did not reach the upstream")
+                #expect(received.method == method)
+                #expect(received.target == target)
+                #expect(received.signatureValid)
+                #expect(received.body == Array((body ?? "").utf8), "\(method) \(target)")
+                // Exactly the caller's allowlisted headers: none left over from the step before, no default of curl's.
+                for name in ["content-type", "accept", "accept-language", "user-agent"] {
+                    let sent = headers.first { $0.0.lowercased() == name }?.1
+                    #expect(received.header(name) == sent, "\(method) \(target): \(name)")
+                }
+                #expect(received.header("expect") == nil)
+                #expect(received.header("content-length") == (body.map { String($0.utf8.count) } ?? (method == "POST" ? "0" : nil)))
+            }
+            #expect(gw.mock.acceptedConnections == 1)
+        }
+    }
+
     @Test("the local SENS refuses a stale timestamp, an unknown key and a missing signature, like SENS")
     func mockVerifiesLikeSENS() async throws {
         let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("s3"))

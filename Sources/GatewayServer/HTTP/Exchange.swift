@@ -2,7 +2,10 @@ import NIOHTTP1
 import Signing
 
 /// One request as the routes see it: its head, where it goes, and the record its access-log line is made from.
-struct Exchange: Sendable {
+///
+/// A class: a route's closures capture it, and as a struct each capture retained its head, headers, record and both
+/// substrings one by one.
+final class Exchange: Sendable {
     let head: HTTPRequestHead
     let record: RequestRecord
     /// The request-target as received (origin-form, validated by ``RequestTarget/validate(_:)`` before routing).

@@ -97,11 +97,22 @@ struct JSONLogLine {
         return Self.timestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000))
     }
 
-    /// A time as RFC 3339 UTC with milliseconds.
+    /// A time as RFC 3339 UTC with milliseconds. The date is worked out from the day number (Howard Hinnant's
+    /// `civil_from_days`): plain arithmetic, where `gmtime_r` took a lock-free but long path through the C library for
+    /// every log line.
     static func timestamp(seconds: time_t, milliseconds: Int) -> String {
-        var seconds = seconds
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
+        let seconds = Int(seconds)
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         return String(unsafeUninitializedCapacity: 24) { buffer in
             var end = 0
             func put(_ value: Int, width: Int, then separator: Character) {
@@ -113,12 +124,12 @@ struct JSONLogLine {
                 buffer[end + width] = separator.asciiValue ?? UInt8(ascii: "?")
                 end += width + 1
             }
-            put(Int(parts.tm_year) + 1900, width: 4, then: "-")
-            put(Int(parts.tm_mon) + 1, width: 2, then: "-")
-            put(Int(parts.tm_mday), width: 2, then: "T")
-            put(Int(parts.tm_hour), width: 2, then: ":")
-            put(Int(parts.tm_min), width: 2, then: ":")
-            put(Int(parts.tm_sec), width: 2, then: ".")
+            put(year, width: 4, then: "-")
+            put(month, width: 2, then: "-")
+            put(day, width: 2, then: "T")
+            put(secondOfDay / 3600, width: 2, then: ":")
+            put(secondOfDay / 60 % 60, width: 2, then: ":")
+            put(secondOfDay % 60, width: 2, then: ".")
             put(milliseconds, width: 3, then: "Z")
             return end
         }

@@ -27,7 +27,12 @@ public enum RequestTarget {
     /// Validates a raw request-target.
     /// - Returns: `nil` when the target is acceptable, else why not.
     public static func validate(_ target: String) -> Rejection? {
-        let bytes = target.utf8
+        // Read in place (a native string's bytes are contiguous): stepping a `String.UTF8View` index byte by byte
+        // cost more than the checks themselves.
+        target.utf8.withContiguousStorageIfAvailable(Self.validate) ?? Array(target.utf8).withUnsafeBufferPointer(Self.validate)
+    }
+
+    private static func validate(_ bytes: UnsafeBufferPointer<UInt8>) -> Rejection? {
         guard bytes.first == UInt8(ascii: "/") else { return .notOriginForm }
         guard bytes.count <= Self.maxLength else { return .tooLong }
         var inQuery = false
@@ -35,15 +40,13 @@ public enum RequestTarget {
         var segmentLength = 0
         var segmentDots = 0
         var isDotSegment: Bool { segmentDots == segmentLength && (segmentDots == 1 || segmentDots == 2) }
-        var index = bytes.index(after: bytes.startIndex)
-        while index != bytes.endIndex {
+        var index = 1
+        while index < bytes.count {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "%"):
-                let first = bytes.index(after: index)
-                guard first != bytes.endIndex else { return .badEscape }
-                let second = bytes.index(after: first)
-                guard second != bytes.endIndex, let high = PercentEncoding.hexValue(bytes[first]), let low = PercentEncoding.hexValue(bytes[second]) else {
+                guard index + 2 < bytes.count, let high = PercentEncoding.hexValue(bytes[index + 1]), let low = PercentEncoding.hexValue(bytes[index + 2])
+                else {
                     return .badEscape
                 }
                 let decoded = high << 4 | low
@@ -55,7 +58,7 @@ public enum RequestTarget {
                     return .badEscape
                 }
                 segmentLength += 1
-                index = second
+                index += 2
             case UInt8(ascii: "/") where !inQuery:
                 if segmentLength == 0 { return .emptySegment }
                 if isDotSegment { return .dotSegment }
@@ -71,7 +74,7 @@ public enum RequestTarget {
                     if byte == UInt8(ascii: ".") { segmentDots += 1 }
                 }
             }
-            index = bytes.index(after: index)
+            index += 1
         }
         if !inQuery && isDotSegment { return .dotSegment }
         return nil
