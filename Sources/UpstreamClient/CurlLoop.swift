@@ -206,7 +206,7 @@ final class CurlLoop: @unchecked Sendable {
             }
             // Not yet looked at by curl: nothing was sent (and the handle's transfer info is still the last transfer's).
             let stage = transfer.addedInPass == self.pass ? .notConnected : Self.stage(of: easy)
-            self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller", stage: stage)))
+            self.finish(transfer, easy: easy, with: .failure(UpstreamError(.cancelled, "cancelled by the caller", stage: stage)), clean: false)
         case .shutdown:
             self.draining = true
         }
@@ -291,7 +291,7 @@ final class CurlLoop: @unchecked Sendable {
         transfer.addedInPass = self.pass
         guard ok, curl_multi_add_handle(self.multi, easy) == CURLM_OK else {
             transfer.easy = nil
-            self.release(easy: easy, transfer: transfer, context: context, attached: false)
+            self.release(easy: easy, transfer: transfer, context: context, attached: false, clean: false)
             transfer.finish(.failure(UpstreamError(.invalidRequest, "libcurl refused the request options")))
             return
         }
@@ -327,7 +327,10 @@ final class CurlLoop: @unchecked Sendable {
                     for: code, stage: Self.stage(of: easy), tooLarge: transfer.responseTooLarge, overBudget: transfer.responseOverBudget,
                     text: text))
         }
-        self.finish(transfer, easy: easy, with: result)
+        // A transfer that opened a connection may have retried a dead one (EasyHandle: the handle is then reset).
+        var connects = 0
+        _ = sg_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+        self.finish(transfer, easy: easy, with: result, clean: code == CURLE_OK && connects == 0)
     }
 
     /// The content type curl reported, as a string: the last one's when the bytes are the same.
@@ -342,15 +345,17 @@ final class CurlLoop: @unchecked Sendable {
         return string
     }
 
-    private func finish(_ transfer: Transfer, easy: UnsafeMutableRawPointer, with result: Result<UpstreamResponse, UpstreamError>) {
+    /// - Parameter clean: The transfer succeeded on a connection it found open (see ``release(easy:transfer:context:attached:clean:)``).
+    private func finish(_ transfer: Transfer, easy: UnsafeMutableRawPointer, with result: Result<UpstreamResponse, UpstreamError>, clean: Bool) {
         transfer.easy = nil
-        self.release(easy: easy, transfer: transfer, context: Unmanaged.passUnretained(transfer).toOpaque(), attached: true)
+        self.release(easy: easy, transfer: transfer, context: Unmanaged.passUnretained(transfer).toOpaque(), attached: true, clean: clean)
         self.activeCount -= 1
         transfer.finish(result)
     }
 
     /// Detaches the easy handle and drops the reference curl held, exactly once per start.
-    private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool) {
+    /// - Parameter clean: The handle may go back as it is; otherwise it is reset first (EasyHandle says why).
+    private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool, clean: Bool) {
         if attached { curl_multi_remove_handle(self.multi, easy) }
         Unmanaged<Transfer>.fromOpaque(context).release()
         // The body now belongs to the caller; the budget counts what curl is still filling.
@@ -360,6 +365,10 @@ final class CurlLoop: @unchecked Sendable {
         transfer.handle = nil
         // Keep a few handles for the next requests, set up as they are (EasyHandle: the next transfer sets every
         // option that differs). Connections live in the multi handle, not here.
+        handle.uses += 1
+        if !clean || handle.uses >= EasyHandle.usesBeforeReset {
+            guard handle.reset(self.fixed) else { return handle.free() }
+        }
         if self.spareHandles.count < 64 {
             self.spareHandles.append(handle)
         } else {

@@ -7,14 +7,17 @@ import Glibc
 /// A curl easy handle set up once for the client's origin, with what each transfer lends it: the error buffer curl
 /// writes its failure text into, the URL handle holding the origin, and the memory of the header list.
 ///
-/// Reused from transfer to transfer without `curl_easy_reset`: a reset throws away every option and the next
-/// transfer set them all again (the protocol list parsed, the proxy and CA strings copied, curl's defaults rebuilt) —
-/// measured with `perf`, that and the header list's allocations were a quarter of the curl thread's time outside
-/// libcurl's own work. So what is the same for every transfer is set here, once, and ``CurlLoop`` sets on each
-/// transfer every option that differs between transfers, always all of them, so nothing of one request reaches the
-/// next. curl resets its per-transfer state and transfer info itself when a handle is added to the multi handle.
+/// Reused from transfer to transfer without `curl_easy_reset` while transfers end cleanly: a reset throws away every
+/// option and the next transfer set them all again (the protocol list parsed, the proxy and CA strings copied, curl's
+/// defaults rebuilt) — measured with `perf`, that and the header list's allocations were a quarter of the curl
+/// thread's time outside libcurl's own work. So what is the same for every transfer is set here, once, and
+/// ``CurlLoop`` sets on each transfer every option that differs between transfers, always all of them, so nothing of
+/// one request reaches the next; curl resets its transfer info itself when it starts a transfer. One counter it does
+/// not reset: how often the handle retried a dead connection (after five in its life, curl gives up on the sixth).
+/// So a handle is reset (``reset(_:)``) after a transfer that failed, was cancelled or opened a connection — where a
+/// retry shows — and after every ``usesBeforeReset`` transfers, which bounds what a retry that shows nowhere can add up.
 ///
-/// Touched only on the loop thread.
+/// Touched only on the loop thread; ``free()`` runs once, when the handle is dropped.
 final class EasyHandle {
     /// What every transfer of the client shares.
     struct Fixed {
@@ -29,10 +32,18 @@ final class EasyHandle {
         var multiplexes: Bool
         /// PEM file of the authorities to trust instead of the system's.
         var caFile: String?
+        /// Stores the answer's body bytes.
         var write: sg_data_callback
+        /// Hands curl the request body.
         var read: sg_data_callback
+        /// Rewinds the request body, where that is safe.
         var seek: sg_seek_callback
     }
+
+    /// Transfers a handle runs before it is reset even when each ended cleanly.
+    static let usesBeforeReset = 256
+    /// Transfers since the handle was made or reset.
+    var uses = 0
 
     let easy: UnsafeMutableRawPointer
     /// curl's own account of a failure ("Failed to connect to … after 3001 ms: …"), for the log.
@@ -61,6 +72,14 @@ final class EasyHandle {
         }
     }
 
+    /// Clears everything of earlier transfers (`curl_easy_reset`) and sets the fixed options again.
+    /// - Returns: false when curl refused an option (the handle must then be freed).
+    func reset(_ fixed: Fixed) -> Bool {
+        curl_easy_reset(self.easy)
+        self.uses = 0
+        return self.configure(fixed)
+    }
+
     private func configure(_ fixed: Fixed) -> Bool {
         let easy = self.easy
         // A URL handle parsed once with the origin, so curl neither re-parses nor re-prints the whole URL per transfer
@@ -74,13 +93,14 @@ final class EasyHandle {
         ok = ok && sg_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1) == CURLE_OK
         ok = ok && sg_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
         ok = ok && sg_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, self.errorBuffer) == CURLE_OK
-        ok = ok && sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)) == CURLE_OK
-        ok = ok && sg_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1) == CURLE_OK
-        ok = ok && sg_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
+        // Best effort, as curl allows: a libcurl built without HTTP/2 refuses these and speaks HTTP/1.1.
+        _ = sg_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        _ = sg_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         if fixed.multiplexes {
             // Wait for a connection that is still in its TLS handshake rather than opening another: once HTTP/2 is
             // agreed, every request shares it. (Peer and host verification are curl's defaults.)
-            ok = ok && sg_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1) == CURLE_OK
+            _ = sg_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
             if let caFile = fixed.caFile {
                 ok = ok && sg_easy_setopt_string(easy, CURLOPT_CAINFO, caFile) == CURLE_OK
                 // Only these authorities: not also the system's certificate directory.
@@ -110,7 +130,7 @@ final class EasyHandle {
         }
         guard let block = self.headerBlock else { return nil }
         let nodes = block.bindMemory(to: curl_slist.self, capacity: count)
-        var text = (block + nodeBytes).assumingMemoryBound(to: CChar.self)
+        var text = (block + nodeBytes).bindMemory(to: CChar.self, capacity: textBytes)
         var index = 0
         /// Links node `index` to the line starting at `text`; `write` copies the line's bytes and returns their count.
         func append(_ write: (UnsafeMutableRawPointer) -> Int) {
@@ -148,6 +168,7 @@ final class EasyHandle {
         }
     }
 
+    /// Frees the handle and what it lent curl; the handle is not used again.
     func free() {
         curl_easy_cleanup(self.easy)
         curl_url_cleanup(self.url)

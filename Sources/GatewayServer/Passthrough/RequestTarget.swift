@@ -29,10 +29,10 @@ public enum RequestTarget {
     public static func validate(_ target: String) -> Rejection? {
         // Read in place (a native string's bytes are contiguous): stepping a `String.UTF8View` index byte by byte
         // cost more than the checks themselves.
-        target.utf8.withContiguousStorageIfAvailable(Self.validate) ?? Array(target.utf8).withUnsafeBufferPointer(Self.validate)
+        target.utf8.withContiguousStorageIfAvailable { Self.validate(bytes: $0) } ?? Array(target.utf8).withUnsafeBufferPointer { Self.validate(bytes: $0) }
     }
 
-    private static func validate(_ bytes: UnsafeBufferPointer<UInt8>) -> Rejection? {
+    private static func validate(bytes: UnsafeBufferPointer<UInt8>) -> Rejection? {
         guard bytes.first == UInt8(ascii: "/") else { return .notOriginForm }
         guard bytes.count <= Self.maxLength else { return .tooLong }
         var inQuery = false
