@@ -75,6 +75,13 @@ public struct JSONWriter: Sendable {
         self.markValue()
     }
 
+    /// Writes a string value given as UTF-8 bytes (escaped as ``string(_:)`` escapes).
+    public mutating func string(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        self.separate()
+        self.appendQuoted(bytes)
+        self.markValue()
+    }
+
     /// Writes an integer value, or `null` for `nil`.
     public mutating func int(_ value: Int?) {
         self.separate()
@@ -127,7 +134,8 @@ public struct JSONWriter: Sendable {
         self.markValue()
     }
 
-    /// Writes already-serialized JSON as a value, unchanged (the caller vouches for it).
+    /// Writes already-serialized JSON as a value, unchanged (the caller vouches for it) — or, inside an object and not
+    /// after a key, already-serialized members (`"a":1,"b":2`), which take the comma before them like a value.
     public mutating func raw(_ json: some Collection<UInt8>) {
         self.separate()
         self.bytes.append(contentsOf: json)
@@ -194,31 +202,33 @@ public struct JSONWriter: Sendable {
     }
 
     private mutating func appendQuoted(_ text: String) {
-        self.bytes.append(UInt8(ascii: "\""))
         var text = text
+        text.withUTF8 { self.appendQuoted($0) }
+    }
+
+    private mutating func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>) {
+        self.bytes.append(UInt8(ascii: "\""))
         // Runs that need no escape are copied whole (most text is one such run), escapes one by one.
-        text.withUTF8 { utf8 in
-            var runStart = 0
-            for index in utf8.indices {
-                let byte = utf8[index]
-                guard byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-                runStart = index + 1
-                switch byte {
-                case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])
-                case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
-                    let hex: StaticString = "0123456789abcdef"
-                    self.bytes.append(contentsOf: [
-                        0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0xF)],
-                    ])
-                }
+        var runStart = 0
+        for index in utf8.indices {
+            let byte = utf8[index]
+            guard byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            runStart = index + 1
+            switch byte {
+            case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                self.bytes.append(contentsOf: [
+                    0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0xF)],
+                ])
             }
-            self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
+        self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         self.bytes.append(UInt8(ascii: "\""))
     }
 }

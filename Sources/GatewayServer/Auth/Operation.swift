@@ -39,7 +39,7 @@ extension Caller {
         if let serviceIds = self.serviceIds {
             guard let serviceId = operation.serviceId, serviceIds.contains(serviceId) else { return false }
         }
-        if let prefixes = self.prefixes, !prefixes.contains(where: { operation.target.utf8.starts(with: $0.utf8) }) { return false }
+        if let prefixes = self.prefixes, !prefixes.contains(where: { operation.target.hasBytePrefix($0) }) { return false }
         return true
     }
 

@@ -40,7 +40,7 @@ struct Routes: Sendable {
             guard Self.passthroughMethods.contains(method) else { throw Self.methodNotAllowed }
             return try self.passthrough.respond(to: exchange)
         }
-        if path.utf8.starts(with: "/v1/results".utf8) {
+        if path.hasBytePrefix("/v1/results") {
             // /v1/results:batch, /v1/results/{channel}, /v1/results/{channel}/{messageId}
             if path == "/v1/results:batch" {
                 guard method == .POST else { throw Self.methodNotAllowed }
@@ -48,27 +48,27 @@ struct Routes: Sendable {
             }
             // The one or two segments after the prefix, found in place.
             let rest = path.dropFirst("/v1/results/".utf8.count)
-            guard path.utf8.starts(with: "/v1/results/".utf8), !rest.isEmpty else { throw Self.notFound }
+            guard path.hasBytePrefix("/v1/results/"), !rest.isEmpty else { throw Self.notFound }
             guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
             guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) else { return try self.results.list(exchange, channel: rest) }
             let messageId = rest[rest.utf8.index(after: slash)...]
             guard !messageId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
             return try self.results.one(exchange, channel: rest[..<slash], messageId: messageId)
         }
-        if path.utf8.starts(with: "/v1/requests/".utf8) {
+        if path.hasBytePrefix("/v1/requests/") {
             let requestId = path.dropFirst("/v1/requests/".utf8.count)
             guard !requestId.isEmpty, !requestId.utf8.contains(UInt8(ascii: "/")) else { throw Self.notFound }
             guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
             return try self.requests.one(exchange, requestId: requestId)
         }
-        if path.utf8.starts(with: "/v1/events".utf8) {
+        if path.hasBytePrefix("/v1/events") {
             // /v1/events, /v1/events/{id}:redeliver
             if path == "/v1/events" {
                 guard method == .GET || method == .HEAD else { throw Self.methodNotAllowed }
                 return try self.events.list(exchange)
             }
             let rest = path.dropFirst("/v1/events/".utf8.count)
-            guard path.utf8.starts(with: "/v1/events/".utf8), rest.utf8.count > ":redeliver".utf8.count, rest.hasSuffix(":redeliver"),
+            guard path.hasBytePrefix("/v1/events/"), rest.utf8.count > ":redeliver".utf8.count, rest.hasSuffix(":redeliver"),
                 !rest.utf8.contains(UInt8(ascii: "/"))
             else { throw Self.notFound }
             guard method == .POST else { throw Self.methodNotAllowed }

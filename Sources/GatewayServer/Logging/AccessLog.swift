@@ -7,6 +7,15 @@ struct AccessLog: Sendable {
     let metrics: GatewayMetrics
     /// Where the line goes (the process's ``LogWriter``, or a test's capture).
     let sink: @Sendable ([UInt8]) -> Void
+    /// `level`, `logger` and `msg` of every access-log line, serialized once.
+    private let head: JSONLogLine.Head
+
+    init(logger: Logger, metrics: GatewayMetrics, sink: @escaping @Sendable ([UInt8]) -> Void) {
+        self.logger = logger
+        self.metrics = metrics
+        self.sink = sink
+        self.head = JSONLogLine.Head(level: .info, label: logger.label, message: "request")
+    }
 
     func finish(method: String, target: String, status: Int, bytesOut: Int, elapsed: Duration, record: RequestRecord) {
         let resultClass = record.resultClass ?? "none"
@@ -16,7 +25,7 @@ struct AccessLog: Sendable {
             route: record.route, method: method, status: status, resultClass: resultClass, caller: caller, duration: elapsed)
         guard self.logger.logLevel <= .info else { return }
         // Built directly, fields in key order, as ``JSONLogHandler`` would write the same event.
-        var line = JSONLogLine(level: .info, label: self.logger.label, message: "request")
+        var line = JSONLogLine(head: self.head)
         line.field("bytesIn", int: record.bytesIn)
         line.field("bytesOut", int: bytesOut)
         line.field("caller", caller)
@@ -42,12 +51,11 @@ enum RouteLabel {
 
     /// - Parameter path: The request's path, without its query.
     static func of(_ path: Substring) -> String {
-        let bytes = path.utf8
-        if bytes.starts(with: "/v1/results:batch".utf8) { return "/v1/results:batch" }
-        if bytes.starts(with: "/v1/results/".utf8) { return "/v1/results" }
-        if bytes.starts(with: "/v1/requests/".utf8) { return "/v1/requests" }
-        if bytes.starts(with: "/v1/events".utf8) { return "/v1/events" }
-        for (prefix, label) in Self.passthroughLabels where bytes.starts(with: prefix.utf8) {
+        if path.hasBytePrefix("/v1/results:batch") { return "/v1/results:batch" }
+        if path.hasBytePrefix("/v1/results/") { return "/v1/results" }
+        if path.hasBytePrefix("/v1/requests/") { return "/v1/requests" }
+        if path.hasBytePrefix("/v1/events") { return "/v1/events" }
+        for (prefix, label) in Self.passthroughLabels where path.hasBytePrefix(prefix) {
             return label
         }
         switch path {

@@ -15,17 +15,41 @@ import Glibc
 struct JSONLogLine {
     private var json: JSONWriter
 
+    /// What follows `time` in every line of one kind — `level`, `logger`, `msg` — serialized once (the access log
+    /// writes the same three on every request).
+    struct Head: Sendable {
+        fileprivate let members: [UInt8]
+
+        init(level: Logger.Level, label: String, message: String) {
+            var json = JSONWriter(capacity: 64)
+            json.beginObject()
+            json.key(literal: "level")
+            json.string(level.rawValue)
+            json.key(literal: "logger")
+            json.string(label)
+            json.key(literal: "msg")
+            json.string(message)
+            json.endObject()
+            // The members alone, without the braces.
+            self.members = Array(json.bytes.dropFirst().dropLast())
+        }
+    }
+
     init(level: Logger.Level, label: String, message: String, capacity: Int = 384) {
+        self.init(head: Head(level: level, label: label, message: message), capacity: capacity)
+    }
+
+    init(head: Head, capacity: Int = 384) {
         self.json = JSONWriter(capacity: capacity)
         self.json.beginObject()
         self.json.key(literal: "time")
-        self.json.string(Self.timestamp())
-        self.json.key(literal: "level")
-        self.json.string(level.rawValue)
-        self.json.key(literal: "logger")
-        self.json.string(label)
-        self.json.key(literal: "msg")
-        self.json.string(message)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.timestampLength) { buffer in
+            Self.timestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000), into: buffer)
+            self.json.string(utf8: UnsafeBufferPointer(buffer))
+        }
+        self.json.raw(head.members)
     }
 
     /// A text field; nothing when `value` is `nil`.
@@ -89,18 +113,22 @@ struct JSONLogLine {
         }
     }
 
-    /// RFC 3339 UTC with milliseconds (`2026-11-23T21:04:34.848Z`), written digit by digit into one string: no
-    /// formatter and no intermediate strings per line.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Self.timestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000))
+    /// The length of ``timestamp(seconds:milliseconds:into:)``'s text.
+    static let timestampLength = 24
+
+    /// A time as RFC 3339 UTC with milliseconds (`2026-11-23T21:04:34.848Z`).
+    static func timestamp(seconds: time_t, milliseconds: Int) -> String {
+        String(unsafeUninitializedCapacity: Self.timestampLength) { buffer in
+            Self.timestamp(seconds: seconds, milliseconds: milliseconds, into: buffer)
+            return Self.timestampLength
+        }
     }
 
-    /// A time as RFC 3339 UTC with milliseconds. The date is worked out from the day number (Howard Hinnant's
-    /// `civil_from_days`): plain arithmetic, where `gmtime_r` took a lock-free but long path through the C library for
+    /// Writes a time as RFC 3339 UTC with milliseconds into the first ``timestampLength`` bytes of `buffer`, digit by
+    /// digit: no formatter and no intermediate strings per line. The date is worked out from the day number (Howard
+    /// Hinnant's `civil_from_days`): plain arithmetic, where `gmtime_r` took a long path through the C library for
     /// every log line.
-    static func timestamp(seconds: time_t, milliseconds: Int) -> String {
+    static func timestamp(seconds: time_t, milliseconds: Int, into buffer: UnsafeMutableBufferPointer<UInt8>) {
         let seconds = Int(seconds)
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
@@ -113,25 +141,22 @@ struct JSONLogLine {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return String(unsafeUninitializedCapacity: 24) { buffer in
-            var end = 0
-            func put(_ value: Int, width: Int, then separator: Character) {
-                var value = value
-                for position in stride(from: end + width - 1, through: end, by: -1) {
-                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                }
-                buffer[end + width] = separator.asciiValue ?? UInt8(ascii: "?")
-                end += width + 1
+        var end = 0
+        func put(_ value: Int, width: Int, then separator: UInt8) {
+            var value = value
+            for position in stride(from: end + width - 1, through: end, by: -1) {
+                buffer[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10)
+                value /= 10
             }
-            put(year, width: 4, then: "-")
-            put(month, width: 2, then: "-")
-            put(day, width: 2, then: "T")
-            put(secondOfDay / 3600, width: 2, then: ":")
-            put(secondOfDay / 60 % 60, width: 2, then: ":")
-            put(secondOfDay % 60, width: 2, then: ".")
-            put(milliseconds, width: 3, then: "Z")
-            return end
+            buffer[end + width] = separator
+            end += width + 1
         }
+        put(year, width: 4, then: UInt8(ascii: "-"))
+        put(month, width: 2, then: UInt8(ascii: "-"))
+        put(day, width: 2, then: UInt8(ascii: "T"))
+        put(secondOfDay / 3600, width: 2, then: UInt8(ascii: ":"))
+        put(secondOfDay / 60 % 60, width: 2, then: UInt8(ascii: ":"))
+        put(secondOfDay % 60, width: 2, then: UInt8(ascii: "."))
+        put(milliseconds, width: 3, then: UInt8(ascii: "Z"))
     }
 }

@@ -82,7 +82,7 @@ public enum RequestTarget {
 
     /// Whether a valid target lies under one of the passthrough prefixes.
     public static func isPassthrough(_ target: String) -> Bool {
-        for prefix in Self.passthroughPrefixes where target.utf8.starts(with: prefix.utf8) {
+        for prefix in Self.passthroughPrefixes where target.hasBytePrefix(prefix) {
             return true
         }
         return false
