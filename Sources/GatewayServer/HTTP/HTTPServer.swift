@@ -50,6 +50,8 @@ struct HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    // The socket stays registered for reading while an answer is owed (ReadAheadHandler says why).
+                    try pipeline.addHandler(ReadAheadHandler())
                     // No reads while the client is not reading its answers: a client that pipelines and never reads
                     // would otherwise have every answer queued in memory (NIO's pipelining handler asks for the next
                     // request once an answer is queued, not once it is sent).
