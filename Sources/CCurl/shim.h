@@ -6,6 +6,7 @@
 
 typedef size_t (*sg_data_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
 typedef int (*sg_seek_callback)(void *userdata, curl_off_t offset, int origin);
+typedef int (*sg_prereq_callback)(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port);
 
 static inline CURLcode sg_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
@@ -27,6 +28,9 @@ static inline CURLcode sg_easy_setopt_callback(CURL *handle, CURLoption option, 
 }
 static inline CURLcode sg_easy_setopt_seek(CURL *handle, CURLoption option, sg_seek_callback value) {
     return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode sg_easy_setopt_prereq(CURL *handle, sg_prereq_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, value);
 }
 static inline CURLcode sg_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);

@@ -75,7 +75,8 @@ public struct JSONWriter: Sendable {
         self.markValue()
     }
 
-    /// Writes a string value given as UTF-8 bytes (escaped as ``string(_:)`` escapes).
+    /// Writes a string value given as UTF-8 bytes (escaped as ``string(_:)`` escapes). The bytes must be valid UTF-8:
+    /// they are not checked, and invalid ones make invalid JSON.
     public mutating func string(utf8 bytes: UnsafeBufferPointer<UInt8>) {
         self.separate()
         self.appendQuoted(bytes)

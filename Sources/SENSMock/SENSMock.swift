@@ -20,6 +20,8 @@ public enum Fault: Sendable, Equatable {
     case delay(milliseconds: Int)
     /// Close the connection with a TCP reset, without answering.
     case reset
+    /// Close the connection without answering, as a server that dropped a kept-alive connection does (a FIN).
+    case close
     /// Promise a longer body in `Content-Length` than is sent, then close.
     case truncate
     /// A 200 whose body is not JSON.
@@ -52,6 +54,7 @@ public enum Fault: Sendable, Equatable {
         case "status": guard let number else { return nil }; self = .status(number, retryAfter: parts.count > 2 ? Int(parts[2]) : nil)
         case "delay": self = .delay(milliseconds: number ?? 1000)
         case "reset": self = .reset
+        case "close": self = .close
         case "truncate": self = .truncate
         case "garbage": self = .garbage
         case "huge": self = .huge(bytes: number ?? 8_000_000)
@@ -381,6 +384,8 @@ final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if let socket = context.channel as? any SocketOptionProvider {
                     _ = socket.setSoLinger(linger(l_onoff: 1, l_linger: 0))
                 }
+                context.close(promise: nil)
+            case .close:
                 context.close(promise: nil)
             case .truncate:
                 var head = HTTPResponseHead(version: .http1_1, status: .ok)

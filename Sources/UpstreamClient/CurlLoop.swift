@@ -63,7 +63,7 @@ final class CurlLoop: @unchecked Sendable {
         self.fixed = EasyHandle.Fixed(
             origin: origin.description, allowedProtocols: origin.scheme, noProxy: proxyVariables.allSatisfy { getenv($0) == nil },
             multiplexes: origin.scheme == "https", caFile: configuration.caFile, write: curlWriteCallback, read: curlReadCallback,
-            seek: curlSeekCallback)
+            seek: curlSeekCallback, started: curlStartedCallback)
         self.responseBudget = ResponseBudget(capacity: configuration.maxBufferedResponseBytes)
         _ = sg_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
         _ = sg_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
@@ -243,6 +243,7 @@ final class CurlLoop: @unchecked Sendable {
         _ = sg_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
         _ = sg_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
         _ = sg_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
+        _ = sg_easy_setopt_pointer(easy, CURLOPT_PREREQDATA, context)
 
         let method = request.method
         let sendsBody = method == "POST" || (request.body?.readableBytes ?? 0) > 0
@@ -327,10 +328,8 @@ final class CurlLoop: @unchecked Sendable {
                     for: code, stage: Self.stage(of: easy), tooLarge: transfer.responseTooLarge, overBudget: transfer.responseOverBudget,
                     text: text))
         }
-        // A transfer that opened a connection may have retried a dead one (EasyHandle: the handle is then reset).
-        var connects = 0
-        _ = sg_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
-        self.finish(transfer, easy: easy, with: result, clean: code == CURLE_OK && connects == 0)
+        // A transfer curl sent more than once retried a dead connection (EasyHandle: the handle is then reset).
+        self.finish(transfer, easy: easy, with: result, clean: code == CURLE_OK && transfer.requestsStarted <= 1)
     }
 
     /// The content type curl reported, as a string: the last one's when the bytes are the same.
@@ -357,6 +356,10 @@ final class CurlLoop: @unchecked Sendable {
     /// - Parameter clean: The handle may go back as it is; otherwise it is reset first (EasyHandle says why).
     private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool, clean: Bool) {
         if attached { curl_multi_remove_handle(self.multi, easy) }
+        // A spare handle points at no transfer: the next one sets its own before the handle is added again.
+        for option in Self.transferPointers {
+            _ = sg_easy_setopt_pointer(easy, option, nil)
+        }
         Unmanaged<Transfer>.fromOpaque(context).release()
         // The body now belongs to the caller; the budget counts what curl is still filling.
         transfer.budget.held -= transfer.heldBytes
@@ -375,6 +378,9 @@ final class CurlLoop: @unchecked Sendable {
             handle.free()
         }
     }
+
+    /// The options that point an easy handle at its transfer.
+    private static let transferPointers = [CURLOPT_PRIVATE, CURLOPT_WRITEDATA, CURLOPT_READDATA, CURLOPT_SEEKDATA, CURLOPT_PREREQDATA]
 
     /// Sets the handle's URL path and query from a request-target (`/path?query`), as they go on the wire (curl copies
     /// it; a native string's own NUL-terminated bytes are lent, not copied).
@@ -451,6 +457,8 @@ final class Transfer: @unchecked Sendable {
     var handle: EasyHandle?
     /// The loop's pass (``CurlLoop``'s count of `curl_multi_perform` calls) when the handle was added.
     var addedInPass: UInt64 = 0
+    /// Requests curl started for this transfer (its `PREREQFUNCTION`): more than one means it retried.
+    var requestsStarted = 0
     var requestBody = ByteBuffer()
     /// Where the body starts in ``requestBody``, for curl to rewind to.
     var bodyStart = 0
@@ -545,6 +553,12 @@ private let curlReadCallback: sg_data_callback = { destination, size, count, con
     }
     transfer.requestBody.moveReaderIndex(forwardBy: length)
     return length
+}
+
+/// curl is about to send a request for the transfer: the first, or a retry on another connection.
+private let curlStartedCallback: sg_prereq_callback = { context, _, _, _, _ in
+    if let context { Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().requestsStarted += 1 }
+    return Int32(CURL_PREREQFUNC_OK)
 }
 
 /// curl asks to send the body again from `offset` (a fresh connection after a dead reused one, or a refused HTTP/2

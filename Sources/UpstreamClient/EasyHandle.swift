@@ -14,8 +14,9 @@ import Glibc
 /// ``CurlLoop`` sets on each transfer every option that differs between transfers, always all of them, so nothing of
 /// one request reaches the next; curl resets its transfer info itself when it starts a transfer. One counter it does
 /// not reset: how often the handle retried a dead connection (after five in its life, curl gives up on the sixth).
-/// So a handle is reset (``reset(_:)``) after a transfer that failed, was cancelled or opened a connection — where a
-/// retry shows — and after every ``usesBeforeReset`` transfers, which bounds what a retry that shows nowhere can add up.
+/// So a handle is reset (``reset(_:)``) after a transfer that failed or was cancelled, and after one for which curl
+/// started more than one request (counted by the `PREREQFUNCTION` callback, which curl calls for every request it
+/// sends, a retry on another kept-alive connection included), and after every ``usesBeforeReset`` transfers.
 ///
 /// Touched only on the loop thread; ``free()`` runs once, when the handle is dropped.
 final class EasyHandle {
@@ -38,6 +39,8 @@ final class EasyHandle {
         var read: sg_data_callback
         /// Rewinds the request body, where that is safe.
         var seek: sg_seek_callback
+        /// Counts the requests curl starts for a transfer (more than one: it retried).
+        var started: sg_prereq_callback
     }
 
     /// Transfers a handle runs before it is reset even when each ended cleanly.
@@ -110,6 +113,7 @@ final class EasyHandle {
         ok = ok && sg_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, fixed.write) == CURLE_OK
         ok = ok && sg_easy_setopt_callback(easy, CURLOPT_READFUNCTION, fixed.read) == CURLE_OK
         ok = ok && sg_easy_setopt_seek(easy, CURLOPT_SEEKFUNCTION, fixed.seek) == CURLE_OK
+        ok = ok && sg_easy_setopt_prereq(easy, fixed.started) == CURLE_OK
         return ok
     }
 

@@ -315,6 +315,33 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test("a reused curl handle keeps working after curl retried dead kept-alive connections: its retry count starts afresh")
+    func retriedDeadConnections() async throws {
+        try await TestGateway.run { gw in
+            let base = "/sms/v2/services/\(PassthroughTests.sms)/messages"
+            // Eight kept-alive connections in curl's pool (eight lookups at once, each held a moment by the upstream).
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 { group.addTask { try await gw.send("GET", base + "/fault-delay-300").status } }
+                // SENS's answer after the delay (no such message): an answer, not a gateway failure.
+                for try await status in group { #expect(status == 404) }
+            }
+            // One after another, so the loop takes the same spare handle each time: the upstream drops the kept-alive
+            // connection each lookup arrives on, and curl sends it again on another one it holds (no new connection).
+            // curl counts those retries on the handle and gives up after five unless the handle is reset.
+            for index in 0..<7 {
+                gw.mock.injectFault(.close)
+                let response = try await gw.send("GET", base + "/sms-delivered-0001")
+                #expect(response.status == 200, "lookup \(index) after a dropped connection: \(response.status)")
+            }
+            // Each lookup was sent twice, by curl itself on a connection it held: none failed back to the gateway's own
+            // retry (which would hide a handle that gave up), and no connection was opened.
+            #expect(gw.mock.receivedRequests.count == 8 + 2 * 7)
+            #expect(gw.mock.acceptedConnections == 8)
+            let metrics = try await gw.send("GET", "/metrics").text
+            #expect(!metrics.contains("sensgate_upstream_retries_total{"), "the gateway retried a lookup curl gave up on")
+        }
+    }
+
     @Test("the local SENS refuses a stale timestamp, an unknown key and a missing signature, like SENS")
     func mockVerifiesLikeSENS() async throws {
         let mock = SENSMock(accessKey: "AK", secretKey: SecretKey("s3"))

@@ -23,12 +23,7 @@ struct JSONLogLine {
         init(level: Logger.Level, label: String, message: String) {
             var json = JSONWriter(capacity: 64)
             json.beginObject()
-            json.key(literal: "level")
-            json.string(level.rawValue)
-            json.key(literal: "logger")
-            json.string(label)
-            json.key(literal: "msg")
-            json.string(message)
+            JSONLogLine.writeHead(into: &json, level: level, label: label, message: message)
             json.endObject()
             // The members alone, without the braces.
             self.members = Array(json.bytes.dropFirst().dropLast())
@@ -36,11 +31,19 @@ struct JSONLogLine {
     }
 
     init(level: Logger.Level, label: String, message: String, capacity: Int = 384) {
-        self.init(head: Head(level: level, label: label, message: message), capacity: capacity)
+        self.json = JSONWriter(capacity: capacity)
+        self.beginLine()
+        Self.writeHead(into: &self.json, level: level, label: label, message: message)
     }
 
     init(head: Head, capacity: Int = 384) {
         self.json = JSONWriter(capacity: capacity)
+        self.beginLine()
+        self.json.raw(head.members)
+    }
+
+    /// `{"time":"…"`: every line starts with its time.
+    private mutating func beginLine() {
         self.json.beginObject()
         self.json.key(literal: "time")
         var now = timespec()
@@ -49,7 +52,16 @@ struct JSONLogLine {
             Self.timestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000), into: buffer)
             self.json.string(utf8: UnsafeBufferPointer(buffer))
         }
-        self.json.raw(head.members)
+    }
+
+    /// `level`, `logger` and `msg`, in that order, as members of the object `json` is writing.
+    private static func writeHead(into json: inout JSONWriter, level: Logger.Level, label: String, message: String) {
+        json.key(literal: "level")
+        json.string(level.rawValue)
+        json.key(literal: "logger")
+        json.string(label)
+        json.key(literal: "msg")
+        json.string(message)
     }
 
     /// A text field; nothing when `value` is `nil`.
