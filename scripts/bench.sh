@@ -23,18 +23,22 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-# Built as the container image builds it (static Swift standard library), in its own build folder.
-build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path .build-static)
+# Built as the container image builds it (static Swift standard library), in its own build folder
+# (SENSGATE_BENCH_SCRATCH names another, e.g. one shared by two checkouts compared in turn).
+scratch="${SENSGATE_BENCH_SCRATCH:-.build-static}"
+build=(swift build -c release --product sensgate --static-swift-stdlib --scratch-path "$scratch")
 "${build[@]}" > /tmp/sensgate-bench-build.log 2>&1 || { cat /tmp/sensgate-bench-build.log; exit 1; }
 bin="$("${build[@]}" --show-bin-path)/sensgate"
 # For scale: a bare swift-nio HTTP/1 server with one fixed answer (Sources/NIOFloor), the floor under the gateway's own work.
-swift build -c release --product nio-floor --static-swift-stdlib --scratch-path .build-static >> /tmp/sensgate-bench-build.log 2>&1 \
+swift build -c release --product nio-floor --static-swift-stdlib --scratch-path "$scratch" >> /tmp/sensgate-bench-build.log 2>&1 \
   || { cat /tmp/sensgate-bench-build.log; exit 1; }
 floor_bin="$(dirname "$bin")/nio-floor"
 
 work=$(mktemp -d /tmp/sensgate-bench.XXXX)
 chmod 755 "$work"  # nginx's workers run as an unprivileged user
-base=$((30000 + RANDOM % 10000))
+# Below the kernel's ephemeral range (32768–60999), where an outgoing connection may hold any port, and below the
+# tests' ports (20000–32000).
+base=$((12000 + RANDOM % 8000))
 up=$base; proxy=$((base + 1)); gw=$((base + 2)); uptls=$((base + 4)); proxytls=$((base + 5)); gwtls=$((base + 6))
 proxyquiet=$((base + 7)); gwquiet=$((base + 8)); niofloor=$((base + 9))
 sms_id="ncp:sms:kr:500000000001:sens"; bm_id="ncp:kkobizmsg:kr:270000000006:sens"
