@@ -24,7 +24,8 @@ swiftc "${flags[@]}" -I "$out" Sources/DeliveryResults/*.swift "$out/PackageReso
 # The request-target validator reads escapes with Signing's PercentEncoding: that one file, as the Signing module.
 swiftc "${flags[@]}" -package-name sensgate -module-name Signing -emit-module -emit-module-path "$out/Signing.swiftmodule" -emit-library \
   -static -o "$out/libSigning.a" Sources/Signing/PercentEncoding.swift
-swiftc "${flags[@]}" -package-name sensgate -I "$out" Sources/GatewayServer/Passthrough/RequestTarget.swift Fuzz/RequestTargetFuzz.swift \
+swiftc "${flags[@]}" -package-name sensgate -I "$out" Sources/GatewayServer/Passthrough/RequestTarget.swift \
+  Sources/GatewayServer/Server/Substring+Trimming.swift Fuzz/RequestTargetFuzz.swift \
   "$out/libSigning.a" -o "$out/request-target"
 swiftc "${flags[@]}" Sources/GatewayServer/Configuration/YAMLSubset.swift Fuzz/YAMLSubsetFuzz.swift -o "$out/yaml-subset"
 
