@@ -23,6 +23,7 @@ struct ReadAheadTests {
         func channelReadComplete(context: ChannelHandlerContext) { self.events.append("complete") }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if case ChannelEvent.inputClosed = event { self.events.append("inputClosed") }
+            if event is ChannelShouldQuiesceEvent { self.events.append("quiesce") }
         }
         func channelInactive(context: ChannelHandlerContext) { self.events.append("inactive") }
         func read(context: ChannelHandlerContext) {
@@ -104,6 +105,15 @@ struct ReadAheadTests {
         #expect(downstream.events.contains("read:0123456789more"))
         #expect(reads.count > atLimit, "reading resumes once what was held is handed on")
         _ = try channel.finish()
+    }
+
+    @Test("graceful shutdown passes what is held at once: the answer owed can say Connection: close")
+    func shutdownPassesHeldBytes() throws {
+        let (channel, _, downstream) = try Self.answerOwed(limit: 64, first: "one")
+        try channel.writeInbound(ByteBuffer(string: "POST /send"))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(downstream.events == ["read:one", "complete", "quiesce"])
+        _ = try? channel.finish()
     }
 
     @Test("what is held when the client goes is dropped, never acted on")

@@ -95,7 +95,9 @@ final class ReadAheadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard self.isHolding else { return context.fireUserInboundEventTriggered(event) }
+        // Graceful shutdown is news from the server, not from the client: it must reach the exchange handler at once
+        // (the answer owed now says `Connection: close`, and what is held is never acted on), not after held bytes.
+        guard self.isHolding, !(event is ChannelShouldQuiesceEvent) else { return context.fireUserInboundEventTriggered(event) }
         self.later.append(.userEvent(event))
     }
 
