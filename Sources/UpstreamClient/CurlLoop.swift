@@ -238,6 +238,8 @@ final class CurlLoop: @unchecked Sendable {
         ok = ok && sg_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMilliseconds) == CURLE_OK
         ok = ok && sg_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds) == CURLE_OK
 
+        // A spare handle still points at its last transfer (no curl call reads that while it is detached); these are
+        // set here, before it is added again, rather than cleared on every release.
         let context = Unmanaged.passRetained(transfer).toOpaque()
         _ = sg_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context)
         _ = sg_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
@@ -356,10 +358,6 @@ final class CurlLoop: @unchecked Sendable {
     /// - Parameter clean: The handle may go back as it is; otherwise it is reset first (EasyHandle says why).
     private func release(easy: UnsafeMutableRawPointer, transfer: Transfer, context: UnsafeMutableRawPointer, attached: Bool, clean: Bool) {
         if attached { curl_multi_remove_handle(self.multi, easy) }
-        // A spare handle points at no transfer: the next one sets its own before the handle is added again.
-        for option in Self.transferPointers {
-            _ = sg_easy_setopt_pointer(easy, option, nil)
-        }
         Unmanaged<Transfer>.fromOpaque(context).release()
         // The body now belongs to the caller; the budget counts what curl is still filling.
         transfer.budget.held -= transfer.heldBytes
@@ -378,9 +376,6 @@ final class CurlLoop: @unchecked Sendable {
             handle.free()
         }
     }
-
-    /// The options that point an easy handle at its transfer.
-    private static let transferPointers = [CURLOPT_PRIVATE, CURLOPT_WRITEDATA, CURLOPT_READDATA, CURLOPT_SEEKDATA, CURLOPT_PREREQDATA]
 
     /// Sets the handle's URL path and query from a request-target (`/path?query`), as they go on the wire (curl copies
     /// it; a native string's own NUL-terminated bytes are lent, not copied).
